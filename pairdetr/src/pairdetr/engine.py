@@ -1,0 +1,286 @@
+"""Training and evaluation loops: fit(cfg) -> dict, evaluate_checkpoint(path) -> dict."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from . import runtime
+from .config import Config, config_from_dict, config_to_json
+from .data import (
+    PairDataset,
+    StepBatchSampler,
+    collate,
+    load_dataset_records,
+    make_synthetic_records,
+    synthetic_image_shape,
+)
+from .losses import SetCriterion
+from .matching import PairHungarianMatcher
+from .metrics import evaluate_all
+from .model import ModelSpec, PairDETR, load_backbone_weights
+from .postprocess import postprocess_pairs, postprocess_two_stage
+
+CKPT_KIND = "pairdetr"
+
+
+def model_spec(cfg: Config) -> ModelSpec:
+    if cfg.model_dim % 32 or cfg.model_dim % cfg.model_heads:
+        raise ValueError(f"model_dim={cfg.model_dim} must be a multiple of 32 (GroupNorm of the "
+                         f"input projections) and of model_heads={cfg.model_heads}")
+    return ModelSpec(
+        num_classes=3, box_dim=8 if cfg.method == "pairdetr" else 4, backbone=cfg.model_backbone,
+        backbone_width=cfg.model_backbone_width, dim=cfg.model_dim, ffn_dim=cfg.model_ffn_dim,
+        heads=cfg.model_heads, enc_layers=cfg.model_enc_layers, dec_layers=cfg.model_dec_layers,
+        num_queries=cfg.model_num_queries, num_levels=cfg.model_num_levels,
+        points=cfg.model_points, dropout=cfg.model_dropout)
+
+
+def build_model(cfg: Config) -> PairDETR:
+    model = PairDETR(model_spec(cfg))
+    if cfg.model_backbone_weights:
+        load_backbone_weights(model, cfg.model_backbone_weights)
+    if cfg.model_init_weights:
+        load_init_weights(model, cfg.model_init_weights)
+    if cfg.model_freeze_backbone:
+        for p in model.backbone_parameters():
+            p.requires_grad_(False)
+    return model
+
+
+def load_init_weights(model: PairDETR, path: str) -> None:
+    """Weights from a checkpoint of this code, or a state_dict in the official layout
+    (`model.model.*`, `class_embed.*`, `bbox_embed.*`, e.g. the released PairDETR weights)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model_init_weights not found: {path}")
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(raw, dict) and "format_version" in raw and "model" in raw:
+        state = raw["model"]
+    else:
+        from .official_reference import convert_official_state_dict
+
+        state = convert_official_state_dict(raw.get("state_dict", raw))
+    load_model_state(model, state, path)
+
+
+def load_model_state(model: PairDETR, state: dict, where: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{where}: checkpoint weights do not fit this architecture "
+                         f"({str(err).splitlines()[0]} ...); check the model_* fields") from err
+
+
+def build_criterion(cfg: Config) -> SetCriterion:
+    matcher = PairHungarianMatcher(cfg.cost_class, cfg.cost_bbox, cfg.cost_giou)
+    weights = {"loss_ce": cfg.loss_ce, "loss_bbox": cfg.loss_bbox, "loss_giou": cfg.loss_giou}
+    return SetCriterion(matcher, weights, cfg.focal_alpha, cfg.focal_gamma)
+
+
+def build_records(cfg: Config, split: str) -> list:
+    """Records of a split ("train" / "val") for cfg.data_name."""
+    if cfg.data_name == "synthetic":
+        height, width = synthetic_image_shape(cfg.data_image_size, cfg.data_max_size)
+        num = cfg.data_num_train if split == "train" else cfg.data_num_val
+        return make_synthetic_records(num, cfg.seed + (0 if split == "train" else 7919), height,
+                                      width, cfg.data_max_people)
+    ann = cfg.data_train_ann if split == "train" else cfg.data_val_ann
+    records, stats = load_dataset_records(cfg.data_name, cfg.data_root, split, ann,
+                                          cfg.data_skip_bad_lines)
+    if stats["bad_lines"]:
+        print(f"[data] {split}: skipped {len(stats['bad_lines'])} malformed annotation lines "
+              f"(first: {stats['bad_lines'][:5]})")
+    return records
+
+
+def build_optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
+    backbone = {id(p) for p in model.backbone_parameters()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) not in backbone], "lr": cfg.lr},
+              {"params": [p for p in params if id(p) in backbone], "lr": cfg.lr_backbone}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=cfg.lr,
+                             weight_decay=cfg.weight_decay)
+
+
+def lr_factor(cfg: Config, step: int) -> float:
+    """Step schedule: x0.1 from `lr_drop_step` on (official: epoch 40 of 50)."""
+    return 0.1 if cfg.lr_drop_step and step >= cfg.lr_drop_step else 1.0
+
+
+def train_step(model, criterion, optimizer, batch: dict, cfg: Config, step: int,
+               device: torch.device) -> dict[str, float]:
+    """One optimisation step on a collated batch; returns the float losses."""
+    for group, base in zip(optimizer.param_groups, (cfg.lr, cfg.lr_backbone)):
+        group["lr"] = base * lr_factor(cfg, step)
+    model.train()
+    targets = [{k: t[k].to(device) for k in ("boxes", "labels")} for t in batch["targets"]]
+    outputs = model(batch["pixel_values"].to(device), batch["pixel_mask"].to(device),
+                    aux=cfg.aux_loss)
+    losses = criterion(outputs, targets)
+    if not torch.isfinite(losses["loss"]):
+        raise FloatingPointError(f"non-finite loss at step {step}: "
+                                 f"{ {k: float(v) for k, v in losses.items()} }")
+    optimizer.zero_grad(set_to_none=True)
+    losses["loss"].backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+    optimizer.step()
+    return {k: float(v.detach()) for k, v in losses.items() if k == "loss" or not k[-1].isdigit()}
+
+
+@torch.no_grad()
+def predict(model: PairDETR, records: list, cfg: Config, device: torch.device,
+            progress: bool = False) -> tuple[list[dict], list]:
+    """Post-processed detections for each decodable record -> (preds, the records kept)."""
+    dataset = PairDataset(records, cfg.data_image_size, cfg.data_max_size)
+    model.eval()
+    post = postprocess_pairs if model.spec.box_dim == 8 else postprocess_two_stage
+    preds, kept = [], []
+    for i in tqdm(range(len(records)), desc="eval", disable=not progress, leave=False):
+        batch = collate([dataset[i]])
+        if batch is None:
+            continue
+        out = model(batch["pixel_values"].to(device), batch["pixel_mask"].to(device), aux=False)
+        rec = records[i]
+        preds.append(post(out["pred_logits"][0], out["pred_boxes"][0], rec.width, rec.height,
+                          cfg.eval_conf_threshold))
+        kept.append(rec)
+    return preds, kept
+
+
+def evaluate_model(model, cfg: Config, device, records: list | None = None,
+                   progress: bool = False) -> tuple[dict, list, list]:
+    records = records if records is not None else build_records(cfg, "val")
+    if cfg.eval_max_images:
+        records = records[:cfg.eval_max_images]
+    preds, kept = predict(model, records, cfg, device, progress)
+    return evaluate_all(preds, kept, cfg.eval_height_scale), preds, kept
+
+
+def _checkpoint(path: Path, cfg: Config, model, optimizer, step: int) -> None:
+    module = model.module if hasattr(model, "module") else model
+    runtime.save_checkpoint(path, kind=CKPT_KIND, step=step, config=dataclasses.asdict(cfg),
+                            model=module.state_dict(), optimizer=optimizer.state_dict(),
+                            torch_rng=torch.get_rng_state())
+
+
+def fit(cfg: Config) -> dict:
+    """Train (resuming from <out_dir>/ckpt/last.pt if present); returns the final metrics."""
+    runtime.seed_everything(cfg.seed)
+    runtime.set_determinism(cfg.deterministic)
+    rank, world, device = runtime.init_distributed(cfg.device)
+    run_dir = runtime.make_run_dir(cfg.out_dir, cfg.config_name)
+    if rank == 0:
+        (run_dir / "config.json").write_text(config_to_json(cfg))
+        print(config_to_json(cfg))
+    records = build_records(cfg, "train")
+    model = build_model(cfg).to(device)
+    criterion = build_criterion(cfg)
+    optimizer = build_optimizer(cfg, model)
+    start = 0
+    last = run_dir / "ckpt" / "last.pt"
+    if last.is_file():
+        ckpt = runtime.load_checkpoint(last)
+        check_same_architecture(ckpt, cfg, last)
+        load_model_state(model, ckpt["model"], str(last))
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start = int(ckpt["step"])
+        print(f"resumed from {last} at step {start}")
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(model)
+    dataset = PairDataset(records, cfg.data_image_size, cfg.data_max_size,
+                          single_boxes=cfg.method == "two_stage")
+    sampler = StepBatchSampler(len(records), cfg.batch_size, cfg.steps, cfg.seed, start,
+                               cfg.data_hflip, cfg.data_train_scales, cfg.data_image_size,
+                               rank, world)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                                         num_workers=cfg.data_workers,
+                                         generator=torch.Generator().manual_seed(cfg.seed))
+    logger = runtime.MetricsLogger(run_dir, wandb=cfg.wandb and rank == 0,
+                                   config=dataclasses.asdict(cfg), project="pairdetr")
+    bar = tqdm(loader, total=len(sampler), initial=0, desc="train", disable=rank != 0)
+    metrics, clipped, step = {}, 0, start
+    for step, batch in enumerate(bar, start=start + 1):
+        if batch is None:
+            continue
+        clipped += sum(t["num_clipped"] for t in batch["targets"])
+        metrics = train_step(model, criterion, optimizer, batch, cfg, step - 1, device)
+        if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
+            logger.log(step, progress=bar, clipped_boxes=clipped, **metrics)
+        if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+            scores, _, _ = evaluate_model(_unwrap(model), cfg, device)
+            logger.log(step, split="val", **_finite(scores))
+        if rank == 0 and (step % cfg.save_every == 0 or step == cfg.steps):
+            _checkpoint(last, cfg, model, optimizer, step)
+    final = {"step": step, **{f"train_{k}": v for k, v in metrics.items()}}
+    if rank == 0:
+        if step > start or not last.is_file():
+            _checkpoint(last, cfg, model, optimizer, step)
+        scores, _, _ = evaluate_model(_unwrap(model), cfg, device)
+        logger.log(step, split="val", **_finite(scores))
+        final.update({f"val_{k}": v for k, v in scores.items()})
+    logger.close()
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    final["run_dir"] = str(run_dir)
+    return final
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+def _json_safe(values: dict) -> dict:
+    """NaN (a subset without any person) -> null, so the file is strict JSON."""
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in values.items()}
+
+
+def _finite(scores: dict) -> dict:
+    return {k: v for k, v in scores.items() if not math.isnan(v)}
+
+
+def check_same_architecture(ckpt: dict, cfg: Config, where) -> None:
+    if ckpt.get("kind") != CKPT_KIND:
+        raise ValueError(f"{where} is not a PairDETR checkpoint (kind={ckpt.get('kind')!r})")
+    saved = config_from_dict(ckpt["config"], where=str(where))
+    if model_spec(saved) != model_spec(cfg):
+        raise ValueError(f"{where} was trained with a different architecture:\n"
+                         f"  checkpoint {model_spec(saved)}\n  config     {model_spec(cfg)}")
+
+
+def load_trained(ckpt_path: str | Path, device: torch.device) -> tuple[PairDETR, Config, dict]:
+    """Rebuild the model from a checkpoint's config and load its weights (strict)."""
+    ckpt = runtime.load_checkpoint(ckpt_path)
+    if ckpt.get("kind") != CKPT_KIND:
+        raise ValueError(f"{ckpt_path} is not a PairDETR checkpoint (kind={ckpt.get('kind')!r})")
+    cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    model = PairDETR(model_spec(cfg))
+    load_model_state(model, ckpt["model"], str(ckpt_path))
+    return model.to(device), cfg, ckpt
+
+
+def evaluate_checkpoint(ckpt_path: str | Path, overrides: dict | None = None) -> dict:
+    """Evaluate a checkpoint on its config's validation split; writes <run>/eval/*.json + PNGs."""
+    from .viz import draw_detections
+
+    device = runtime.resolve_device("auto")
+    model, cfg, ckpt = load_trained(ckpt_path, device)
+    if overrides:
+        cfg = dataclasses.replace(cfg, **overrides)
+    scores, preds, records = evaluate_model(model, cfg, device, progress=True)
+    out_dir = Path(ckpt_path).resolve().parent.parent / "eval"
+    os.makedirs(out_dir, exist_ok=True)
+    result = {"step": int(ckpt["step"]), "method": cfg.method, "data": cfg.data_name,
+              "num_images": len(records), **scores}
+    (out_dir / "val.json").write_text(json.dumps(_json_safe(result), indent=2))
+    figures = draw_detections(records[:cfg.eval_figures], preds[:cfg.eval_figures],
+                              out_dir / "pairs.png")
+    result["figures"] = [str(figures)] if figures else []
+    return result
