@@ -1,0 +1,251 @@
+"""Training loop, sampling and evaluation for FaceTalk (Sec. 3-4).
+
+Shapes: B batch, T frames, E expression-code size, I identity-code size, K samples, V vertices.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import trange
+
+from . import metrics as M
+from .audio import frame_energy
+from .config import Config, config_from_dict, config_to_json
+from .data import make_sequences, sample_batch
+from .diffusion import make_scheduler, q_sample, sample, x0_from_eps
+from .head import build_head, mouth_opening
+from .losses import lip_vertex_loss, reconstruction_loss, velocity_loss
+from .model import FaceTalkModel, build_model
+from .runtime import (
+    MetricsLogger,
+    load_checkpoint,
+    make_run_dir,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    set_determinism,
+)
+
+KIND = "facetalk"
+
+
+def lr_factor(step: int, warmup: int) -> float:
+    """Linear warm-up to 1, then constant."""
+    return min(1.0, (step + 1) / max(1, warmup))
+
+
+def _randn(shape, gen: torch.Generator, device) -> torch.Tensor:
+    return torch.randn(shape, generator=gen).to(device)
+
+
+def loss_terms(model: FaceTalkModel, scheduler, batch: dict, cfg: Config, head,
+               gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """All loss terms for one batch (keys: loss, simple, vel, lip)."""
+    device = batch["codes"].device
+    x0 = model.normalize(batch["codes"])  # [B, T, E]
+    b, frames, _ = x0.shape
+    audio = model.audio_encoder(batch["audio"], frames)  # [B, T, D]
+    if cfg.method == "diffusion":
+        t = torch.randint(0, cfg.diff_train_steps, (b,), generator=gen).to(device)
+        noise = _randn(x0.shape, gen, device)
+        x_t = q_sample(scheduler, x0, noise, t)
+        drop = (torch.rand(b, generator=gen) < cfg.diff_cond_drop).to(device)
+        out = model.denoiser(x_t, t, audio, batch["id_code"], drop)
+        if cfg.diff_prediction == "sample":
+            x0_hat, simple = out, reconstruction_loss(out, x0)
+        else:
+            x0_hat = x0_from_eps(scheduler.alphas_cumprod, x_t, out, t)
+            simple = reconstruction_loss(out, noise)
+    else:  # deterministic regression baseline: same network, no noise input, t = 0
+        zeros_t = torch.zeros(b, dtype=torch.long, device=device)
+        x0_hat = model.denoiser(torch.zeros_like(x0), zeros_t, audio, batch["id_code"], None)
+        simple = reconstruction_loss(x0_hat, x0)
+    terms = {"simple": simple, "vel": velocity_loss(x0_hat, x0)}
+    if cfg.loss_lip_weight > 0:
+        pred_v = head(model.denormalize(x0_hat), batch["id_code"])
+        terms["lip"] = lip_vertex_loss(pred_v, head(batch["codes"], batch["id_code"]),
+                                       head.lip_indices)
+    terms["loss"] = (simple + cfg.loss_vel_weight * terms["vel"]
+                     + cfg.loss_lip_weight * terms.get("lip", simple.new_zeros(())))
+    return terms
+
+
+def _set_code_stats(model: FaceTalkModel, seqs) -> None:
+    codes = torch.from_numpy(np.concatenate([s.codes for s in seqs]))
+    model.code_mean.copy_(codes.mean(0))
+    model.code_std.copy_(codes.std(0).clamp_min(1e-2))
+
+
+def _batch(seqs, cfg: Config, step: int, device) -> tuple[dict, torch.Generator]:
+    """Batch and noise generator of `step`, a pure function of (seed, step): resume is exact."""
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    batch = sample_batch(seqs, cfg.batch_size, cfg.data_clip_frames, cfg.data_sample_rate,
+                         cfg.data_fps, gen)
+    return {k: v.to(device) for k, v in batch.items()}, gen
+
+
+def fit(cfg: Config) -> dict:
+    """Train; returns the final metrics dict. Resumes from <out_dir>/ckpt/last.pt if present."""
+    seed_everything(cfg.seed)
+    set_determinism(cfg.deterministic)
+    device = resolve_device(cfg.device)
+    run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
+    (run_dir / "config.json").write_text(config_to_json(cfg))
+    print(config_to_json(cfg))
+    train_seqs = make_sequences(cfg, "train")
+    model = build_model(cfg).to(device)
+    _set_code_stats(model, train_seqs)
+    head = build_head(cfg.head_name, cfg.data_id_dim, cfg.data_exp_dim, cfg.head_resolution,
+                      cfg.head_path).to(device)
+    scheduler = make_scheduler("ddpm", cfg.diff_train_steps, cfg.diff_beta_schedule,
+                               cfg.diff_prediction)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.lr_warmup))
+    start, last = 0, run_dir / "ckpt" / "last.pt"
+    if last.is_file():
+        ckpt = _load_into(model, last)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        lr_sched.load_state_dict(ckpt["lr_scheduler"])
+        start = int(ckpt["step"])
+        print(f"resumed from {last} at step {start}")
+    logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=KIND)
+    val_batch, _ = _batch(make_sequences(cfg, "val"), cfg, 0, device)
+    record: dict = {}
+    bar = trange(start, cfg.steps, desc=f"train {cfg.method}", disable=cfg.steps - start < 2)
+    for step in bar:
+        model.train()
+        batch, gen = _batch(train_seqs, cfg, step, device)
+        terms = loss_terms(model, scheduler, batch, cfg, head, gen)
+        values = {k: float(v.detach()) for k, v in terms.items()}
+        if not all(math.isfinite(v) for v in values.values()):
+            raise FloatingPointError(f"non-finite loss at step {step}: {values}")
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        lr_sched.step()
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            logger.log(done, "train", progress=bar, lr=lr_sched.get_last_lr()[0], **values)
+            record = {f"train_{k}": v for k, v in values.items()}
+        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
+            record.update(val_loss(model, scheduler, val_batch, cfg, head, logger, done))
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            _save(last, model, optimizer, lr_sched, cfg, done)
+    if start >= cfg.steps and not last.is_file():
+        _save(last, model, optimizer, lr_sched, cfg, start)
+    logger.close()
+    return {"step": cfg.steps, "run_dir": str(run_dir), **record}
+
+
+@torch.no_grad()
+def val_loss(model, scheduler, batch, cfg, head, logger, step) -> dict:
+    """Loss on a fixed held-out batch with fixed noise (comparable across steps)."""
+    model.eval()
+    terms = loss_terms(model, scheduler, batch, cfg, head, torch.Generator().manual_seed(1234))
+    values = {k: float(v.detach()) for k, v in terms.items()}
+    logger.log(step, "val", **values)
+    return {f"val_{k}": v for k, v in values.items()}
+
+
+def _save(path, model, optimizer, lr_sched, cfg, step) -> None:
+    save_checkpoint(path, kind=KIND, step=step, config=dataclasses.asdict(cfg),
+                    model=model.state_dict(), optimizer=optimizer.state_dict(),
+                    lr_scheduler=lr_sched.state_dict())
+
+
+def _load_into(model: torch.nn.Module, path) -> dict:
+    ckpt = load_checkpoint(path)
+    if ckpt.get("kind") != KIND:
+        raise ValueError(f"{path} is not a {KIND} checkpoint (kind={ckpt.get('kind')!r})")
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"{path} was written by a different architecture than this config "
+                         f"builds:\n{err}") from err
+    return ckpt
+
+
+def load_model(ckpt_path: str | Path, device="cpu") -> tuple[FaceTalkModel, Config]:
+    """Rebuild the model from the checkpoint's own config and load its weights (strict)."""
+    ckpt = load_checkpoint(ckpt_path)
+    cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    model = build_model(cfg)
+    _load_into(model, ckpt_path)
+    return model.to(device).eval(), cfg
+
+
+@torch.no_grad()
+def generate(model: FaceTalkModel, cfg: Config, wave: torch.Tensor, id_code: torch.Tensor,
+             frames: int, num_samples: int, seed: int = 0, sampler: str | None = None,
+             steps: int | None = None, guidance: float | None = None) -> torch.Tensor:
+    """K expression-code sequences for one clip: wave [S], id_code [I] -> [K, T, E] (raw codes)."""
+    device = next(model.parameters()).device
+    audio = model.audio_encoder(wave[None].to(device), frames).expand(num_samples, -1, -1)
+    ids = id_code[None].to(device).expand(num_samples, -1)
+    if cfg.method == "regression":
+        zeros_t = torch.zeros(num_samples, dtype=torch.long, device=device)
+        x0 = model.denoiser(torch.zeros(num_samples, frames, cfg.data_exp_dim, device=device),
+                            zeros_t, audio, ids, None)
+        return model.denormalize(x0)
+    scale = cfg.diff_guidance if guidance is None else guidance
+    scheduler = make_scheduler(sampler or cfg.diff_sampler, cfg.diff_train_steps,
+                               cfg.diff_beta_schedule, cfg.diff_prediction)
+    x0 = sample(lambda x, t: model.guided(x, t, audio, ids, scale),
+                (num_samples, frames, cfg.data_exp_dim), scheduler,
+                steps or cfg.diff_sample_steps, torch.Generator().manual_seed(seed), device)
+    return model.denormalize(x0)
+
+
+@torch.no_grad()
+def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None, split: str = "test",
+             figures: bool = True) -> dict:
+    """Sample K motions per held-out clip, decode meshes, score LVE/FDD/diversity/lip-sync."""
+    model, cfg = load_model(ckpt_path)
+    head = build_head(cfg.head_name, cfg.data_id_dim, cfg.data_exp_dim, cfg.head_resolution,
+                      cfg.head_path)
+    seqs = make_sequences(cfg, split)
+    out_dir = Path(out_dir) if out_dir else Path(ckpt_path).resolve().parent.parent / "eval"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, first = [], None
+    for i, seq in enumerate(seqs):
+        # clips are scored over the training window length (the denoiser's positions and
+        # attention span were trained on data_clip_frames frames)
+        frames = min(len(seq.codes), cfg.data_clip_frames)
+        spf = cfg.data_sample_rate // cfg.data_fps
+        gt_codes, id_code = torch.from_numpy(seq.codes[:frames]), torch.from_numpy(seq.id_code)
+        wave = torch.from_numpy(seq.audio[: frames * spf])
+        codes = generate(model, cfg, wave, id_code, frames, cfg.eval_samples, seed=i)
+        verts = head(codes, id_code[None].expand(len(codes), -1))  # [K, T, V, 3]
+        gt_v = head(gt_codes[None], id_code[None])[0]  # [T, V, 3]
+        neutral = head.neutral(id_code[None])[0]
+        energy = frame_energy(wave, cfg.data_sample_rate, cfg.data_fps)[:frames]
+        lves = [M.lip_vertex_error(v, gt_v, head.lip_indices) for v in verts]
+        rows.append({
+            "lve": float(np.mean(lves)), "lve_best": float(np.min(lves)),
+            "fdd": M.fdd(verts[0], gt_v, neutral, head.upper_indices),
+            "diversity": M.diversity(verts) if len(verts) > 1 else 0.0,
+            "lipsync_corr": M.pearson(energy, mouth_opening(verts[0], head.mouth_pair)),
+            "lipsync_corr_gt": M.pearson(energy, mouth_opening(gt_v, head.mouth_pair)),
+        })
+        if first is None:
+            first = (energy, gt_v, verts, head.faces)
+    result = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    result.update(method=cfg.method, split=split, sequences=len(rows), samples=cfg.eval_samples,
+                  sampler=cfg.diff_sampler, sample_steps=cfg.diff_sample_steps,
+                  guidance=cfg.diff_guidance)
+    (out_dir / f"{split}.json").write_text(json.dumps(result, indent=2))
+    if figures:
+        from .visualize import save_figures
+
+        save_figures(out_dir, *first, fps=cfg.data_fps, mouth_pair=head.mouth_pair,
+                     render=cfg.eval_render, colors=head.vertex_colors.numpy())
+    return result
