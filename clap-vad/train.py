@@ -1,0 +1,19 @@
+"""Train CLAP: `python train.py --config configs/tiny.toml --out_dir runs/demo [--field value]`."""
+
+from __future__ import annotations
+
+import sys
+
+from clap_vad.config import parse_config
+from clap_vad.engine import fit
+
+
+def main(argv: list[str] | None = None) -> dict:
+    cfg = parse_config(sys.argv[1:] if argv is None else argv)
+    result = fit(cfg)
+    print({k: v for k, v in result.items()})
+    return result
+
+
+if __name__ == "__main__":
+    main()
