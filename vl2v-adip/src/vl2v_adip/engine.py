@@ -1,0 +1,244 @@
+"""Training and evaluation: ERM, naive KD, VL2V-ADiP (black-box: Align then Distill; white-box:
+VL2V-SD) and the teacher's zero-shot baseline, with DomainBed leave-one-domain-out splits and
+training-domain validation model selection.
+
+Stages of black-box VL2V-ADiP (official DFC_STAGE1 / DFC_STAGE2, Sec. 4):
+  steps [0, align_steps): Align   - only the projection is trained, backbone frozen (eval mode);
+  steps [align_steps, +steps): Distill - the projection is frozen, the backbone is trained.
+Both use `alignment_loss` against the teacher's image embedding and the label's text embedding;
+Predict = the text-embedding classifier on the projected feature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import trange
+
+from .components import build_data, build_student, prepare_teacher, student_weights
+from .config import Config, config_to_json
+from .data import (
+    MultiDomainData,
+    Split,
+    collate,
+    iterate_eval,
+    leave_one_domain_out,
+    sample_batch_indices,
+)
+from .losses import alignment_loss, cutmix_alignment_loss, cutmix_box, kd_loss
+from .model import Student
+from .runtime import (
+    MetricsLogger,
+    load_checkpoint,
+    make_run_dir,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    set_determinism,
+)
+from .teacher import BlackBoxTeacher
+
+
+def stage_of(cfg: Config, step: int) -> str:
+    """'align' | 'distill' (adip) or 'train' (erm, kd)."""
+    if cfg.method != "adip":
+        return "train"
+    if cfg.teacher_access == "black_box" and step < cfg.align_steps:
+        return "align"
+    return "distill"
+
+
+def total_steps(cfg: Config) -> int:
+    align = cfg.align_steps if cfg.method == "adip" and cfg.teacher_access == "black_box" else 0
+    return align + cfg.steps
+
+
+def make_optimizer(cfg: Config, model: Student, stage: str) -> torch.optim.Optimizer:
+    """Adam on the stage's trainable parameters (official: Adam, DomainBed lr / weight decay)."""
+    model.requires_grad_(False)
+    if stage == "align":
+        params, lr = list(model.proj.parameters()), cfg.align_lr
+    elif stage == "distill":
+        params, lr = list(model.backbone.parameters()), cfg.lr
+    else:
+        params, lr = list(model.parameters()), cfg.lr
+    for p in params:
+        p.requires_grad_(True)
+    return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def train_step(cfg: Config, model: Student, opt: torch.optim.Optimizer, oracle: BlackBoxTeacher,
+               class_emb: torch.Tensor, x: torch.Tensor, y: torch.Tensor, stage: str,
+               rng: np.random.Generator) -> dict[str, float]:
+    """One optimisation step; returns the loss terms. x [B, 3, S, S] in [0, 1], y [B]."""
+    model.train()
+    if stage == "align":
+        model.backbone.eval()  # frozen backbone: BN statistics stay those of pre-training
+    if cfg.method == "erm":
+        loss = F.cross_entropy(model(x), y)
+        terms = {"loss": loss}
+    elif cfg.method == "kd":
+        t_logits = oracle.scale() * oracle.image_embeddings(x) @ class_emb.t()  # [B, C]
+        s_logits = model(x)
+        ce, kd = F.cross_entropy(s_logits, y), kd_loss(s_logits, t_logits, cfg.kd_temperature)
+        loss = (1 - cfg.kd_alpha) * ce + cfg.kd_alpha * kd
+        terms = {"loss": loss, "ce": ce, "kd": kd}
+    else:  # adip: Align / Distill (Sec. 4.1-4.2)
+        if cfg.cutmix_beta > 0 and rng.random() < cfg.cutmix_prob:
+            lam = rng.beta(cfg.cutmix_beta, cfg.cutmix_beta)
+            perm = torch.from_numpy(rng.permutation(len(x))).to(x.device)
+            y1, y2, x1, x2, lam = cutmix_box(x.shape[-2], x.shape[-1], lam, rng)
+            x = x.clone()
+            x[:, :, y1:y2, x1:x2] = x[perm, :, y1:y2, x1:x2]
+            loss = cutmix_alignment_loss(model.embed(x), oracle.image_embeddings(x),
+                                         class_emb[y], class_emb[y[perm]], lam, cfg.lmd)
+        else:
+            loss = alignment_loss(model.embed(x), oracle.image_embeddings(x), class_emb[y],
+                                  cfg.lmd)
+        terms = {"loss": loss}
+    values = {k: float(v.detach()) for k, v in terms.items()}
+    if not all(math.isfinite(v) for v in values.values()):
+        raise FloatingPointError(f"non-finite loss at stage {stage}: {values}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return values
+
+
+@torch.no_grad()
+def accuracy(predict, data: MultiDomainData, env: int, idx: np.ndarray, batch_size: int,
+             device: torch.device) -> float:
+    """Top-1 accuracy of predict(images [B, 3, S, S]) -> logits [B, C] on domain env, idx."""
+    correct = 0
+    for x, y in iterate_eval(data, env, idx, batch_size):
+        correct += int((predict(x.to(device)).argmax(-1).cpu() == y).sum())
+    return correct / max(len(idx), 1)
+
+
+def domain_accuracies(predict, data: MultiDomainData, split: Split, batch_size: int,
+                      device: torch.device) -> dict[str, float]:
+    """Training domains on their validation ("out") part, the held-out domain on all of it;
+    id_acc = mean over training domains (model selection), ood_acc = held-out domain."""
+    out = {f"acc_{data.domains[e]}": accuracy(predict, data, e, idx, batch_size, device)
+           for e, idx in split.val}
+    out["id_acc"] = float(np.mean(list(out.values())))
+    test_env, test_idx = split.test
+    out[f"acc_{data.domains[test_env]}"] = accuracy(predict, data, test_env, test_idx,
+                                                    batch_size, device)
+    out["ood_acc"] = out[f"acc_{data.domains[test_env]}"]
+    return out
+
+
+def _eval_model(model: Student, *args) -> dict[str, float]:
+    model.eval()
+    return domain_accuracies(model, *args)
+
+
+def fit(cfg: Config) -> dict:
+    """Train one method on one leave-one-domain-out split; returns the selected model's metrics."""
+    seed_everything(cfg.seed)
+    set_determinism(cfg.deterministic)
+    device = resolve_device(cfg.device)
+    run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
+    (run_dir / "config.json").write_text(config_to_json(cfg))
+    print(config_to_json(cfg))
+    data = build_data(cfg)
+    split = leave_one_domain_out([len(e) for e in data.envs], cfg.test_domain,
+                                 cfg.holdout_fraction, cfg.seed)
+    teacher, teacher_file = prepare_teacher(cfg, data, run_dir)
+    teacher.to(device)
+    oracle = BlackBoxTeacher(teacher)  # black-box view: the only teacher access during training
+    class_emb = oracle.class_embeddings(data.classes).to(device)  # [C, D]
+    meta = {"classes": data.classes, "domains": data.domains, "embed_dim": oracle.embed_dim,
+            "teacher_file": teacher_file}
+    logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project="vl2v-adip")
+    eval_args = (data, split, cfg.eval_batch_size, device)
+    zs = domain_accuracies(lambda x: class_emb.new_tensor(oracle.scale()) * oracle.image_embeddings(
+        x) @ class_emb.t(), *eval_args)
+    logger.log(0, "teacher_zeroshot", **zs)
+    if cfg.method == "zeroshot":
+        save_checkpoint(run_dir / "ckpt" / "last.pt", step=0, config=dataclasses.asdict(cfg),
+                        meta=meta, model=None, selected=None)
+        logger.close()
+        return {**zs, "run_dir": str(run_dir)}
+    wb_teacher = teacher if cfg.teacher_access == "white_box" else None  # white-box: weights read
+    if cfg.teacher_access == "white_box" and cfg.method != "adip":
+        raise ValueError("teacher_access=white_box is defined for method=adip (VL2V-SD) only")
+    model = build_student(cfg, len(data.classes), oracle, class_emb, wb_teacher,
+                          student_weights(cfg, run_dir)).to(device)
+    start, stage = 0, stage_of(cfg, 0)
+    opt = make_optimizer(cfg, model, stage)
+    selected, last_path = None, run_dir / "ckpt" / "last.pt"
+    if last_path.is_file():  # resume
+        ckpt = load_checkpoint(last_path)
+        model.load_state_dict(ckpt["model"], strict=True)
+        start, stage, selected = ckpt["step"], ckpt["stage"], ckpt["selected"]
+        opt = make_optimizer(cfg, model, stage)
+        opt.load_state_dict(ckpt["optimizer"])
+        print(f"resumed from {last_path} at step {start} ({stage})")
+
+    def save(step: int) -> None:
+        save_checkpoint(last_path, step=step, stage=stage, config=dataclasses.asdict(cfg),
+                        meta=meta, model=model.state_dict(), optimizer=opt.state_dict(),
+                        selected=selected)
+
+    n_total = total_steps(cfg)
+    for step in (bar := trange(start, n_total, desc=f"{cfg.method}", initial=start,
+                               total=n_total)):
+        if stage_of(cfg, step) != stage:  # Align -> Distill: freeze proj, train backbone
+            stage = stage_of(cfg, step)
+            opt = make_optimizer(cfg, model, stage)
+        picks = sample_batch_indices(split.train, cfg.batch_size, step, cfg.seed)
+        x, y, _ = collate(data, picks, augment=True)
+        rng = np.random.default_rng([cfg.seed, step, 11])
+        terms = train_step(cfg, model, opt, oracle, class_emb, x.to(device), y.to(device), stage,
+                           rng)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == n_total:
+            logger.log(done, "train", progress=bar, stage_id=float(stage != "align"), **terms)
+        if done % cfg.eval_every == 0 or done == n_total:
+            ev = _eval_model(model, *eval_args)
+            logger.log(done, "val", **ev)
+            # training-domain validation model selection, within the final stage
+            if stage != "align" and (selected is None or ev["id_acc"] > selected["id_acc"]):
+                selected = {"step": done, "id_acc": ev["id_acc"], "metrics": ev,
+                            "model": {k: v.detach().cpu().clone()
+                                      for k, v in model.state_dict().items()}}
+        if done % cfg.save_every == 0 or done == n_total:
+            save(done)
+    logger.close()
+    result = dict(selected["metrics"]) if selected else _eval_model(model, *eval_args)
+    result.update(selected_step=selected["step"] if selected else n_total,
+                  teacher_ood_acc=zs["ood_acc"], teacher_id_acc=zs["id_acc"],
+                  teacher_queries=oracle.num_image_queries, run_dir=str(run_dir))
+    return result
+
+
+def evaluate(ckpt_path: str | Path) -> dict:
+    """Re-evaluate a run's selected model and the teacher's zero-shot on the same split."""
+    from .components import rebuild_from_checkpoint
+
+    ckpt = load_checkpoint(ckpt_path)
+    cfg, model, teacher = rebuild_from_checkpoint(ckpt)
+    device = resolve_device(cfg.device)
+    data = build_data(cfg)
+    split = leave_one_domain_out([len(e) for e in data.envs], cfg.test_domain,
+                                 cfg.holdout_fraction, cfg.seed)
+    eval_args = (data, split, cfg.eval_batch_size, device)
+    out: dict = {"method": cfg.method, "teacher_access": cfg.teacher_access,
+                 "test_domain": data.domains[cfg.test_domain], "domains": data.domains}
+    if teacher is not None:
+        teacher.to(device).eval()
+        emb = teacher.class_embeddings(data.classes).to(device)
+        scale = teacher.scale()
+        out["teacher_zeroshot"] = domain_accuracies(
+            lambda x: scale * teacher.encode_image(x) @ emb.t(), *eval_args)
+    if model is not None:
+        out["student"] = _eval_model(model.to(device), *eval_args)
+        out["selected_step"] = ckpt["selected"]["step"] if ckpt.get("selected") else ckpt["step"]
+    return out
