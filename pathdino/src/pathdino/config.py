@@ -1,0 +1,173 @@
+"""Config: one frozen dataclass; defaults < TOML preset (--config) < --field value overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+DataName = Literal["synthetic", "folder"]
+SlideBackend = Literal["tifffile", "openslide"]
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- run
+    config_name: str = "default"  # run folder group: runs/<config_name>/<time>/
+    out_dir: str = ""  # run folder; empty = runs/<config_name>/<YYYYmmdd-HHMMSS>
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    deterministic: bool = True
+    wandb: bool = False  # mirror metrics to wandb (offline unless WANDB_MODE says otherwise)
+    num_workers: int = 0  # DataLoader workers (official script: 24)
+    # --- data
+    data_name: DataName = "synthetic"  # synthetic = IHC tiles + synthetic textures; folder = images
+    data_root: str = ""  # folder: root of patch images (ImageFolder or flat, see README)
+    data_eval_root: str = ""  # folder: labelled ImageFolder for kNN/linear probe (eval)
+    data_slide_root: str = ""  # folder with slides/*.tif(f)/svs + labels.csv for WSI-level eval
+    data_source_size: int = 96  # synthetic: side of the source images the crops are taken from
+    data_num_train: int = 512  # synthetic: number of unlabelled pretraining images
+    data_num_eval_per_class: int = 40  # synthetic: labelled eval patches per class
+    data_num_classes: int = 4  # synthetic: tissue classes
+    data_orientation_bias_deg: float = 20.0  # synthetic: fibre angles in [-b, b] (scan bias)
+    data_num_slides: int = 8  # synthetic slides for WSI-level eval (when no data_slide_root)
+    data_slide_size: int = 768  # synthetic slide side at level 0 (pixels)
+    # --- model (PathDino.py: ViT, depth 5, dim 384, 6 heads, patch 16, 512 px)
+    model_img_size: int = 512
+    model_patch_size: int = 16
+    model_embed_dim: int = 384
+    model_depth: int = 5
+    model_num_heads: int = 6
+    model_drop_path: float = 0.1  # student stochastic depth
+    head_out_dim: int = 65536  # DINO head prototypes K
+    head_hidden_dim: int = 2048
+    head_bottleneck_dim: int = 256
+    head_norm_last_layer: bool = True
+    # --- DINO + HistoRotate augmentation (Sec. 3, official DataAugmentationDINO)
+    historotate: bool = True  # False = DINO's augmentation without rotations (ablation)
+    global_crop_size: int = 512
+    local_crop_size: int = 224
+    local_crops_number: int = 8
+    global_crops_scale: tuple[float, ...] = (0.4, 1.0)
+    local_crops_scale: tuple[float, ...] = (0.05, 0.4)
+    # --- DINO loss
+    teacher_temp: float = 0.04
+    warmup_teacher_temp: float = 0.04
+    warmup_teacher_temp_steps: int = 0
+    student_temp: float = 0.1
+    center_momentum: float = 0.9
+    momentum_teacher: float = 0.996  # EMA start, cosine to 1
+    # --- optimisation
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 5e-4  # at batch 256 (linear scaling rule)
+    min_lr: float = 1e-6
+    warmup_steps: int = 100
+    weight_decay: float = 0.04
+    weight_decay_end: float = 0.4
+    clip_grad: float = 3.0  # 0 = off
+    freeze_last_layer_steps: int = 0
+    # --- logging / eval
+    log_every: int = 10
+    eval_every: int = 0  # kNN probe of the teacher during training; 0 = off
+    save_every: int = 500
+    eval_knn_k: int = 5  # majority vote @k (MV@5)
+    eval_rotation_angles: int = 12  # rotation consistency: angles 0..360 in this many steps
+    eval_rotation_patches: int = 64  # patches per set used for rotation consistency
+    fps_num_patches: int = 30  # FPS: patches per WSI (official returnSamples)
+    fps_tissue_threshold: float = 0.9  # FPS: tissue fraction of a kept cell
+    fps_patch_size: int = 1000  # FPS: patch side at level 0 (20x)
+    fps_thumbnail_size: int = 1024  # FPS: longer side of the thumbnail the mask is computed on
+    slide_backend: SlideBackend = "tifffile"
+
+
+def _field_types() -> dict[str, Any]:
+    hints = typing.get_type_hints(Config)
+    return {f.name: hints[f.name] for f in fields(Config)}
+
+
+def _coerce(name: str, value: Any, typ: Any) -> Any:
+    """Convert a TOML or CLI value to the field's type, or raise a ValueError naming the field."""
+    origin = typing.get_origin(typ)
+    if origin is Literal:
+        choices = typing.get_args(typ)
+        if value not in choices:
+            raise ValueError(f"{name}={value!r}: expected one of {choices}")
+        return value
+    if origin is tuple:
+        (item_type, _) = typing.get_args(typ)
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)):
+            raise ValueError(f"{name}={value!r}: expected a list")
+        return tuple(_coerce(name, v, item_type) for v in items)
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "1", "false", "0"}:
+            return value.lower() in {"true", "1"}
+        raise ValueError(f"{name}={value!r}: expected true/false/1/0")
+    if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and typ is not str:
+        try:
+            return typ(value)
+        except ValueError as err:
+            raise ValueError(f"{name}={value!r}: expected {typ.__name__}") from err
+    if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
+        raise ValueError(f"{name}={value!r}: expected {typ.__name__}")
+    return value
+
+
+def _check_keys(keys: list[str], where: str) -> None:
+    valid = _field_types()
+    unknown = [k for k in keys if k not in valid]
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown} in {where}; valid keys: {sorted(valid)}")
+
+
+def config_from_dict(values: dict[str, Any], where: str = "dict") -> Config:
+    """Build a Config from (possibly partial) values, checking keys and types."""
+    _check_keys(list(values), where)
+    types = _field_types()
+    return Config(**{k: _coerce(k, v, types[k]) for k, v in values.items()})
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a TOML preset; its file stem is the default config_name."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with path.open("rb") as f:
+        values = tomllib.load(f)
+    values.setdefault("config_name", path.stem)
+    return config_from_dict(values, where=str(path))
+
+
+def parse_config(argv: list[str] | None = None) -> Config:
+    """Defaults, then `--config file.toml`, then `--field value` pairs (later wins)."""
+    argv = list(argv or [])
+    values: dict[str, Any] = {}
+    if "--config" in argv:
+        i = argv.index("--config")
+        if i + 1 >= len(argv):
+            raise ValueError("--config needs a path")
+        values = dataclasses.asdict(load_config(argv[i + 1]))
+        del argv[i : i + 2]
+    if len(argv) % 2:
+        raise ValueError(f"expected --field value pairs, got {argv}")
+    overrides = {}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        if not flag.startswith("--"):
+            raise ValueError(f"expected --field, got {flag!r}")
+        overrides[flag[2:].replace("-", "_")] = value
+    _check_keys(list(overrides), "command line")
+    return config_from_dict({**values, **overrides}, where="command line")
+
+
+def config_to_json(cfg: Config) -> str:
+    return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)

@@ -1,0 +1,218 @@
+"""Training loop: DINO self-distillation of PathDino with HistoRotate multi-crop (Sec. 3).
+
+Schedules follow the official script (DINO's `cosine_scheduler`), step-based here: learning rate
+(linear warm-up, cosine to min_lr; base lr scaled by batch/256), weight decay (cosine 0.04 ->
+0.4), teacher momentum (cosine 0.996 -> 1), teacher temperature (linear warm-up, then constant).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from tqdm import trange
+
+from .augment import MultiCropAugmentation
+from .config import Config, config_from_dict, config_to_json
+from .data import MultiCropDataset, StepBatchSampler, pretraining_sources
+from .losses import DINOLoss
+from .model import MultiCropNet, ViTConfig, build_student_teacher, ema_update
+from .runtime import (
+    MetricsLogger,
+    load_checkpoint,
+    make_run_dir,
+    resolve_device,
+    save_checkpoint,
+    seed_everything,
+    set_determinism,
+)
+
+ARCH = "pathdino-vit"
+
+
+def cosine_schedule(step: int, total: int, base: float, final: float, warmup: int = 0,
+                    warmup_start: float = 0.0) -> float:
+    """Linear warm-up from warmup_start to base over `warmup` steps, then cosine base -> final."""
+    if step < warmup:
+        return warmup_start + (base - warmup_start) * step / warmup
+    span = max(1, total - warmup)
+    progress = min(1.0, (step - warmup) / span)
+    return final + 0.5 * (base - final) * (1 + math.cos(math.pi * progress))
+
+
+def teacher_temperature(step: int, cfg: Config) -> float:
+    if step < cfg.warmup_teacher_temp_steps:
+        frac = step / cfg.warmup_teacher_temp_steps
+        return cfg.warmup_teacher_temp + frac * (cfg.teacher_temp - cfg.warmup_teacher_temp)
+    return cfg.teacher_temp
+
+
+def vit_config(cfg: Config, drop_path: float | None = None) -> ViTConfig:
+    return ViTConfig(cfg.model_img_size, cfg.model_patch_size, cfg.model_embed_dim,
+                     cfg.model_depth, cfg.model_num_heads, 4.0,
+                     cfg.model_drop_path if drop_path is None else drop_path)
+
+
+def build_models(cfg: Config) -> tuple[MultiCropNet, MultiCropNet]:
+    return build_student_teacher(vit_config(cfg), cfg.head_out_dim, cfg.head_hidden_dim,
+                                 cfg.head_bottleneck_dim, cfg.head_norm_last_layer)
+
+
+def param_groups(model: torch.nn.Module) -> list[dict]:
+    """No weight decay on biases and norm parameters (DINO `get_params_groups`)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (no_decay if name.endswith(".bias") or p.ndim == 1 else decay).append(p)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def clip_gradients(model: torch.nn.Module, clip: float) -> None:
+    """Per-parameter gradient norm clipping (DINO `clip_gradients`)."""
+    for p in model.parameters():
+        if p.grad is not None:
+            norm = p.grad.norm(2)
+            p.grad.mul_(torch.clamp(clip / (norm + 1e-6), max=1.0))
+
+
+def train_step(student: MultiCropNet, teacher: MultiCropNet, loss_fn: DINOLoss,
+               crops: list[torch.Tensor], optimizer: torch.optim.Optimizer, cfg: Config,
+               step: int, student_forward: torch.nn.Module | None = None) -> dict[str, float]:
+    """One DINO step: teacher sees the 2 global crops, student all crops; EMA update after.
+
+    student_forward: the DDP wrapper of `student` when training with torchrun, else None.
+    """
+    for i, group in enumerate(optimizer.param_groups):
+        group["lr"] = cosine_schedule(step, cfg.steps, cfg.lr * cfg.batch_size / 256.0,
+                                      cfg.min_lr, cfg.warmup_steps)
+        if i == 0:
+            group["weight_decay"] = cosine_schedule(step, cfg.steps, cfg.weight_decay,
+                                                    cfg.weight_decay_end)
+    temp = teacher_temperature(step, cfg)
+    with torch.no_grad():
+        teacher_logits = teacher(crops[:2])  # [2B, K]
+    student_logits = (student_forward or student)(crops)  # [V B, K]
+    loss = loss_fn(student_logits, teacher_logits, temp)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"non-finite loss at step {step}: {{'dino': {loss.item()}}}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip_grad > 0:
+        clip_gradients(student, cfg.clip_grad)
+    if step < cfg.freeze_last_layer_steps:
+        for p in (student.head.last_v, student.head.last_g):
+            p.grad = None
+    optimizer.step()
+    momentum = cosine_schedule(step, cfg.steps, cfg.momentum_teacher, 1.0)
+    ema_update(teacher, student, momentum)
+    with torch.no_grad():
+        p_t = torch.softmax((teacher_logits - loss_fn.center) / temp, -1)
+        entropy = -(p_t * torch.log(p_t + 1e-12)).sum(-1).mean()
+    return {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
+            "momentum": momentum, "teacher_entropy": entropy.item()}
+
+
+def load_models(ckpt: dict) -> tuple[Config, MultiCropNet, MultiCropNet]:
+    """Rebuild student and teacher from ckpt['config'] and load them strictly."""
+    if ckpt.get("arch") != ARCH:
+        raise ValueError(f"checkpoint arch {ckpt.get('arch')!r} is not {ARCH!r}")
+    cfg = config_from_dict(ckpt["config"], where="checkpoint config")
+    student, teacher = build_models(cfg)
+    try:
+        teacher.load_state_dict(ckpt["model"], strict=True)
+        if "student" in ckpt:
+            student.load_state_dict(ckpt["student"], strict=True)
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint weights do not match the architecture in its config: "
+                         f"{str(err)[:400]}") from err
+    return cfg, student, teacher
+
+
+def _save(path: Path, step: int, cfg: Config, student, teacher, optimizer, loss_fn) -> None:
+    save_checkpoint(path, arch=ARCH, step=step, config=dataclasses.asdict(cfg),
+                    model=teacher.state_dict(), student=student.state_dict(),
+                    optimizer=optimizer.state_dict(), dino_loss=loss_fn.state_dict())
+
+
+def _init_distributed(device: torch.device) -> tuple[int, torch.device]:
+    """Opt-in DDP when launched by torchrun (RANK/WORLD_SIZE set): returns (rank, device);
+    (-1, device) in a plain single process."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return -1, device
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return dist.get_rank(), device
+
+
+def fit(cfg: Config) -> dict:
+    """Train; returns final metrics and the run folder. Resumes from <out_dir>/ckpt/last.pt."""
+    from .evaluation import knn_probe  # evaluation imports engine: late import
+
+    seed_everything(cfg.seed)
+    set_determinism(cfg.deterministic)
+    device = resolve_device(cfg.device)
+    run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
+    (run_dir / "config.json").write_text(config_to_json(cfg))
+    print(config_to_json(cfg))
+    sources = pretraining_sources(cfg.data_name, cfg.data_root, cfg.data_num_train,
+                                  cfg.data_source_size, cfg.data_num_classes,
+                                  cfg.data_orientation_bias_deg, cfg.seed)
+    augment = MultiCropAugmentation(cfg.global_crop_size, cfg.local_crop_size,
+                                    cfg.local_crops_number, cfg.global_crops_scale,
+                                    cfg.local_crops_scale, cfg.historotate)
+    student, teacher = build_models(cfg)
+    loss_fn = DINOLoss(cfg.head_out_dim, 2 + cfg.local_crops_number, cfg.student_temp,
+                       cfg.center_momentum)
+    optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
+    start = 0
+    last = run_dir / "ckpt" / "last.pt"
+    if last.is_file():
+        ckpt = load_checkpoint(last)
+        _, student, teacher = load_models(ckpt)
+        optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        loss_fn.load_state_dict(ckpt["dino_loss"])
+        start = int(ckpt["step"])
+        print(f"[fit] resumed from {last} at step {start}")
+    rank, device = _init_distributed(device)
+    student, teacher, loss_fn = student.to(device), teacher.to(device), loss_fn.to(device)
+    student_forward = None
+    if rank >= 0:  # torchrun: gradients all-reduced by DDP, centre by DINOLoss
+        student_forward = torch.nn.parallel.DistributedDataParallel(
+            student, device_ids=[device.index] if device.type == "cuda" else None)
+    loader = DataLoader(MultiCropDataset(sources, augment), num_workers=cfg.num_workers,
+                        batch_sampler=StepBatchSampler(len(sources), cfg.batch_size,
+                                                       cfg.seed + 1_000_003 * max(rank, 0),
+                                                       start, cfg.steps),
+                        pin_memory=device.type == "cuda")
+    main_process = rank <= 0
+    logger = MetricsLogger(run_dir if main_process else run_dir / f"rank{rank}",
+                           wandb=cfg.wandb and main_process, config=dataclasses.asdict(cfg))
+    metrics: dict[str, float] = {}
+    bar = trange(start, cfg.steps, desc="pathdino", disable=os.environ.get("TQDM_DISABLE") == "1")
+    for step, crops in zip(bar, loader):
+        torch.manual_seed(cfg.seed * 100_003 + step)  # drop-path noise: a function of the step
+        crops = [c.to(device, non_blocking=True) for c in crops]
+        student.train()
+        metrics = train_step(student, teacher, loss_fn, crops, optimizer, cfg, step,
+                             student_forward)
+        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+            logger.log(step, progress=bar, **metrics)
+        if cfg.eval_every and main_process and (step % cfg.eval_every == 0
+                                                or step == cfg.steps - 1):
+            logger.log(step, split="eval", **knn_probe(cfg, teacher.backbone, device))
+        if main_process and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
+            _save(last, step + 1, cfg, student, teacher, optimizer, loss_fn)
+    if main_process:
+        _save(last, max(start, cfg.steps), cfg, student, teacher, optimizer, loss_fn)
+    logger.close()
+    return {**metrics, "step": cfg.steps, "run_dir": str(run_dir)}

@@ -1,0 +1,223 @@
+"""Whole-slide image access: pyramidal TIFF/SVS read tile by tile, synthetic slide writer.
+
+Shapes: H W = pixels of one pyramid level; regions are returned as uint8 [h, w, 3] RGB.
+Coordinates are (x, y) in level-0 pixels, as OpenSlide's `read_region` uses them.
+
+`TiffSlide` decodes only the TIFF tiles (or strips) a region overlaps, so a gigapixel slide is never
+loaded whole. OpenSlide is used instead when `backend="openslide"` and `openslide-python` plus the
+system library are installed (the official FPS code reads slides with OpenSlide).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+
+class SlideError(ValueError):
+    """A slide file that cannot be used (unreadable, not pyramidal, wrong pixel format)."""
+
+
+class Slide(Protocol):
+    level_dimensions: list[tuple[int, int]]  # (width, height) per level
+    level_downsamples: list[float]
+    objective_power: float
+
+    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]
+                    ) -> np.ndarray: ...
+
+    def get_thumbnail(self, max_size: int) -> tuple[np.ndarray, int]: ...
+
+    def close(self) -> None: ...
+
+
+def _best_level_for(slide: Slide, max_size: int) -> int:
+    """Smallest-index level whose longer side is still >= max_size, else the coarsest one."""
+    best = len(slide.level_dimensions) - 1
+    for level in range(len(slide.level_dimensions) - 1, -1, -1):
+        if max(slide.level_dimensions[level]) >= max_size:
+            return level
+    return best
+
+
+def _thumbnail_from_level(slide: Slide, max_size: int) -> tuple[np.ndarray, int]:
+    """Read a coarse level and subsample it so its longer side is <= max_size.
+
+    Returns:
+        thumb: [h, w, 3] uint8; the level it was read from.
+    """
+    level = _best_level_for(slide, max_size)
+    w, h = slide.level_dimensions[level]
+    region = slide.read_region((0, 0), level, (w, h))
+    step = max(1, math.ceil(max(w, h) / max_size))
+    return region[::step, ::step], level
+
+
+class TiffSlide:
+    """Pyramidal TIFF (generic tiled pyramid, Aperio SVS) read with tifffile, region by region."""
+
+    def __init__(self, path: str | Path, require_pyramid: bool = True) -> None:
+        import tifffile
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"slide not found: {self.path}")
+        try:
+            self._tif = tifffile.TiffFile(self.path)
+            series = self._tif.series[0]
+            self._pages = [lvl.keyframe for lvl in series.levels]
+        except Exception as err:  # tifffile raises several types on corrupt files
+            raise SlideError(f"cannot read {self.path} as a TIFF slide: {err}") from err
+        if require_pyramid and len(self._pages) < 2:
+            self._tif.close()
+            raise SlideError(f"{self.path} is not pyramidal (one resolution level); write it with "
+                             "sub-resolutions (tifffile subifds or SVS levels) or convert it with "
+                             "vips tiffsave --pyramid --tile")
+        for page in self._pages:
+            shape = page.shape
+            if len(shape) != 3 or shape[-1] not in (3, 4) or page.dtype != np.uint8:
+                self._tif.close()
+                raise SlideError(f"{self.path}: expected uint8 RGB(A) levels, got shape {shape} "
+                                 f"dtype {page.dtype}")
+        self.level_dimensions = [(p.shape[1], p.shape[0]) for p in self._pages]
+        w0 = self.level_dimensions[0][0]
+        self.level_downsamples = [w0 / w for w, _ in self.level_dimensions]
+        self.objective_power = self._read_objective_power()
+
+    def _read_objective_power(self) -> float:
+        """Aperio `AppMag = 20` in ImageDescription, else 20x (the official FPS default)."""
+        desc = self._tif.pages[0].description or ""
+        for part in desc.replace("\n", "|").split("|"):
+            key, _, value = part.partition("=")
+            if key.strip() == "AppMag":
+                try:
+                    return float(value)
+                except ValueError:
+                    break
+        return 20.0
+
+    def _segment(self, page, index: int) -> np.ndarray:
+        """Decode TIFF tile/strip `index` of `page` -> [h, w, C] uint8."""
+        fh = self._tif.filehandle
+        fh.seek(page.dataoffsets[index])
+        data = fh.read(page.databytecounts[index])
+        try:
+            segment, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
+        except Exception as err:
+            raise SlideError(f"{self.path}: cannot decode tile {index}: {err}") from err
+        if segment is None:
+            raise SlideError(f"{self.path}: tile {index} is empty or truncated")
+        return segment[0]  # [h, w, C]
+
+    def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]
+                    ) -> np.ndarray:
+        """Pixels of `level` in the box at level-0 `location` (x, y) of `size` (w, h) level pixels.
+
+        Returns:
+            [h, w, 3] uint8 RGB; outside the image is white (255), like OpenSlide's background.
+        """
+        page = self._pages[level]
+        scale = self.level_downsamples[level]
+        x0, y0 = int(location[0] / scale), int(location[1] / scale)
+        w, h = int(size[0]), int(size[1])
+        out = np.full((h, w, 3), 255, np.uint8)
+        height, width = page.shape[:2]
+        if page.is_tiled:
+            th, tw = page.tilelength, page.tilewidth
+        else:
+            th, tw = page.rowsperstrip, width
+            th = min(th, height)
+        cols = math.ceil(width / tw)
+        ty0, ty1 = max(0, y0) // th, (min(height, y0 + h) - 1) // th
+        tx0, tx1 = max(0, x0) // tw, (min(width, x0 + w) - 1) // tw
+        for ty in range(ty0, ty1 + 1):
+            for tx in range(tx0, tx1 + 1):
+                seg = self._segment(page, ty * cols + tx)[..., :3]  # [th, tw, 3]
+                sy, sx = ty * th, tx * tw
+                # overlap of the tile [sy, sy+th) x [sx, sx+tw) with the request
+                ay0, ay1 = max(sy, y0), min(sy + seg.shape[0], y0 + h, height)
+                ax0, ax1 = max(sx, x0), min(sx + seg.shape[1], x0 + w, width)
+                if ay1 <= ay0 or ax1 <= ax0:
+                    continue
+                tile = seg[ay0 - sy:ay1 - sy, ax0 - sx:ax1 - sx]
+                out[ay0 - y0:ay1 - y0, ax0 - x0:ax1 - x0] = tile
+        return out
+
+    def get_thumbnail(self, max_size: int = 1024) -> tuple[np.ndarray, int]:
+        return _thumbnail_from_level(self, max_size)
+
+    def close(self) -> None:
+        self._tif.close()
+
+    def __enter__(self) -> TiffSlide:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class OpenSlideSlide:
+    """Same interface on top of openslide-python (optional)."""
+
+    def __init__(self, path: str | Path) -> None:
+        try:
+            import openslide
+        except ImportError as err:
+            raise ImportError("slide_backend=openslide needs `pip install -e '.[openslide]'` and "
+                              "the OpenSlide system library") from err
+        try:
+            self._slide = openslide.OpenSlide(str(path))
+        except Exception as err:
+            raise SlideError(f"OpenSlide cannot read {path}: {err}") from err
+        self.level_dimensions = list(self._slide.level_dimensions)
+        self.level_downsamples = list(self._slide.level_downsamples)
+        power = self._slide.properties.get("openslide.objective-power")
+        self.objective_power = float(power) if power else 20.0
+
+    def read_region(self, location, level, size) -> np.ndarray:
+        return np.asarray(self._slide.read_region(location, level, size).convert("RGB"))
+
+    def get_thumbnail(self, max_size: int = 1024) -> tuple[np.ndarray, int]:
+        return _thumbnail_from_level(self, max_size)
+
+    def close(self) -> None:
+        self._slide.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_slide(path: str | Path, backend: str = "tifffile") -> TiffSlide | OpenSlideSlide:
+    """Open a pyramidal slide with the chosen backend (clear SlideError when it is unusable)."""
+    if backend == "openslide":
+        return OpenSlideSlide(path)
+    return TiffSlide(path)
+
+
+def write_pyramidal_tiff(path: str | Path, image: np.ndarray, levels: int = 3, tile: int = 64,
+                         objective_power: float = 20.0) -> None:
+    """Write `image` [H, W, 3] uint8 as a tiled pyramid (level l = 2**l subsampling, zlib).
+
+    The description carries an Aperio-style `AppMag` so FPS can find the magnification.
+    """
+    import tifffile
+
+    assert image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8, image.shape
+    assert tile % 16 == 0, "TIFF tiles must be multiples of 16"
+    with tifffile.TiffWriter(path) as writer:
+        writer.write(image, tile=(tile, tile), subifds=levels - 1, compression="zlib",
+                     photometric="rgb", description=f"synthetic slide|AppMag = {objective_power:g}",
+                     metadata=None)
+        for level in range(1, levels):
+            step = 2**level
+            # box-filter downsampling, as scanners' pyramids are built
+            h, w = image.shape[0] // step * step, image.shape[1] // step * step
+            small = image[:h, :w].reshape(h // step, step, w // step, step, 3).mean((1, 3))
+            writer.write(small.round().astype(np.uint8), tile=(tile, tile), compression="zlib",
+                         photometric="rgb", subfiletype=1, metadata=None)
