@@ -1,7 +1,7 @@
 """Claim check (CPU, <= 15 min): plain HVAE vs. the RL-trained HVAE (and the free-bits
 baseline) with the same architecture, updates and seeds on scikit-learn's digits.
 
-    python reproduce.py [--steps 1500] [--seeds 0 1 2] [--methods hvae rl free_bits]
+    python reproduce.py [--steps 1000] [--seeds 0 1 2] [--methods hvae rl free_bits]
 Writes runs/reproduce/results.{md,json} and runs/reproduce/reproduce.png.
 """
 
@@ -70,7 +70,7 @@ def figure(results: dict[str, list[dict]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["hvae", "rl", "free_bits"])
     parser.add_argument("--iw_samples", type=int, default=100)
