@@ -68,7 +68,25 @@ class _SeqDescriber:
         return (-self.model.nll(source, dec_in, tgt)).cpu().numpy()
 
 
-class WorldImageModality:
+class _DescribedModality:
+    """Batched description sampling and scoring shared by the world modalities; subclasses
+    provide `_src(idx)`, `describer`, `keys` and `batch`."""
+
+    def describe(self, idx, budget, n, temperature, seed):
+        out = []
+        for s in range(0, len(idx), self.batch):
+            part = idx[s: s + self.batch]
+            out += self.describer.sample(self._src(part), [self.keys[i] for i in part], budget,
+                                         n, temperature, seed)
+        return out
+
+    def desc_logprob(self, idx, descs, budget):
+        return np.concatenate([self.describer.logprob(self._src(idx[s: s + self.batch]),
+                                                      descs[s: s + self.batch], budget)
+                               for s in range(0, len(idx), self.batch)])
+
+
+class WorldImageModality(_DescribedModality):
     """Images + the trained image describer and text-conditioned diffusion likelihood."""
 
     def __init__(self, system: CCDAESystem, images: torch.Tensor, vocab: data.Vocab,
@@ -89,14 +107,6 @@ class WorldImageModality:
     def _src(self, idx: list[int]) -> torch.Tensor:
         return self.images[idx].to(self.device)
 
-    def describe(self, idx, budget, n, temperature, seed):
-        out = []
-        for s in range(0, len(idx), self.batch):
-            part = idx[s: s + self.batch]
-            out += self.describer.sample(self._src(part), [self.keys[i] for i in part], budget,
-                                         n, temperature, seed)
-        return out
-
     @torch.no_grad()
     def nll(self, idx, descs):
         lik = self.system.image_likelihood.eval()
@@ -115,13 +125,9 @@ class WorldImageModality:
                                                lik.alpha_bar, self.weights).cpu())
         return torch.cat(out).numpy()
 
-    def desc_logprob(self, idx, descs, budget):
-        return np.concatenate([self.describer.logprob(self._src(idx[s: s + self.batch]),
-                                                      descs[s: s + self.batch], budget)
-                               for s in range(0, len(idx), self.batch)])
 
 
-class WorldTextModality:
+class WorldTextModality(_DescribedModality):
     """Sentences + the trained text describer and the description-conditioned LM."""
 
     def __init__(self, system: CCDAESystem, texts: list[str], desc_vocab: data.Vocab,
@@ -136,14 +142,6 @@ class WorldTextModality:
     def _src(self, idx: list[int]) -> torch.Tensor:
         return data.text_ids([self.texts[i] for i in idx], self.tvocab).to(self.device)
 
-    def describe(self, idx, budget, n, temperature, seed):
-        out = []
-        for s in range(0, len(idx), self.batch):
-            part = idx[s: s + self.batch]
-            out += self.describer.sample(self._src(part), [self.keys[i] for i in part], budget,
-                                         n, temperature, seed)
-        return out
-
     @torch.no_grad()
     def nll(self, idx, descs):
         lm = self.system.text_likelihood.eval()
@@ -156,8 +154,3 @@ class WorldTextModality:
             out.append(lm.nll(cond.to(self.device), dec_in.to(self.device),
                               tgt.to(self.device)).cpu())
         return torch.cat(out).numpy()
-
-    def desc_logprob(self, idx, descs, budget):
-        return np.concatenate([self.describer.logprob(self._src(idx[s: s + self.batch]),
-                                                      descs[s: s + self.batch], budget)
-                               for s in range(0, len(idx), self.batch)])
