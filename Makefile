@@ -40,9 +40,12 @@ $(ROOT)/.tools/venv/bin/uv:
 # The stamp is newer than pyproject.toml once the install succeeded, so a second setup is a no-op.
 # (.PRECIOUS: make must not delete it as an intermediate file of the pattern rules.)
 .PRECIOUS: %/.venv/.installed
+# Run inside a subproject folder: create .venv once, install the folder editable with [test].
+VENV_INSTALL = { [ -x .venv/bin/python ] || $(UV) venv -q -p $(PYTHON) .venv; } \
+	&& $(UV) pip install -q -p .venv/bin/python -e '.[test]'
+
 %/.venv/.installed: %/pyproject.toml | $(UV)
-	cd $* && { [ -x .venv/bin/python ] || $(UV) venv -q -p $(PYTHON) .venv; }
-	cd $* && $(UV) pip install -q -p .venv/bin/python -e '.[test]'
+	cd $* && $(VENV_INSTALL)
 	touch $@
 
 setup-%: %/.venv/.installed
@@ -94,8 +97,8 @@ check-standalone: | $(UV)
 	  tmp=$$(mktemp -d); \
 	  tar -C $$s --exclude=.venv --exclude=runs --exclude=__pycache__ --exclude=.pytest_cache -cf - . | tar -C $$tmp -xf -; \
 	  echo "== $$s standalone in $$tmp"; \
-	  if (cd $$tmp && $(UV) venv -q -p $(PYTHON) .venv && $(UV) pip install -q -p .venv/bin/python -e '.[test]' \
-	      && .venv/bin/python -m pytest -q -x); then echo "$$s standalone: ok"; \
+	  if (cd $$tmp && $(VENV_INSTALL) && .venv/bin/python -m pytest -q -x); then \
+	    echo "$$s standalone: ok"; \
 	  else echo "$$s standalone: FAILED"; failed=$$((failed+1)); fi; \
 	  rm -rf $$tmp; \
 	done; [ $$failed -eq 0 ]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .geometry import pose_from_mask
+from .geometry import pose_from_mask, rodrigues
 from .scene import make_scene, pinhole_dirs, render_eye_rays
 
 
@@ -131,8 +131,6 @@ def load_sequence(root: str | Path, on_bad_frame: str = "skip") -> RaySet:
 
 
 def _rot(axis: torch.Tensor, angle: float) -> torch.Tensor:
-    from .geometry import rodrigues
-
     return rodrigues((axis / axis.norm() * angle)[None])[0]
 
 

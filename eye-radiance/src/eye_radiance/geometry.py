@@ -111,29 +111,9 @@ def refine_pose(
     return c + delta[..., 3:], g_new / g_new.norm(dim=-1, keepdim=True)
 
 
-def fit_ellipse(mask: torch.Tensor) -> dict[str, float] | None:
-    """Ellipse of a filled binary region by its second moments (a filled ellipse with semi-axes
-    a >= b has covariance eigenvalues a^2/4 and b^2/4). mask: [H, W] bool. Returns centre (u, v)
-    in pixels (pixel centres at +0.5), a, b and the major-axis angle, or None if < 6 pixels."""
-    vs, us = torch.nonzero(mask, as_tuple=True)
-    if us.numel() < 6:
-        return None
-    pts = torch.stack([us.double() + 0.5, vs.double() + 0.5], dim=1)  # [M, 2]
-    mean = pts.mean(0)
-    cov = torch.cov((pts - mean).T)
-    evals, evecs = torch.linalg.eigh(cov)  # ascending
-    major = evecs[:, 1]
-    return {
-        "u": float(mean[0]),
-        "v": float(mean[1]),
-        "a": 2 * math.sqrt(float(evals[1])),
-        "b": 2 * math.sqrt(max(float(evals[0]), 0.0)),
-        "angle": math.atan2(float(major[1]), float(major[0])),
-    }
-
-
 def _ellipse_moments(pts: torch.Tensor) -> tuple[torch.Tensor, float, float, torch.Tensor]:
-    """Centre, semi-axes a >= b and unit minor-axis direction of 2D points filling an ellipse."""
+    """Centre, semi-axes a >= b and unit minor-axis direction of 2D points filling an ellipse
+    (a filled ellipse has covariance eigenvalues a^2/4 and b^2/4)."""
     mean = pts.mean(0)
     evals, evecs = torch.linalg.eigh(torch.cov((pts - mean).T))  # ascending
     return (
@@ -142,6 +122,24 @@ def _ellipse_moments(pts: torch.Tensor) -> tuple[torch.Tensor, float, float, tor
         2 * math.sqrt(max(float(evals[0]), 0.0)),
         evecs[:, 0],
     )
+
+
+def fit_ellipse(mask: torch.Tensor) -> dict[str, float] | None:
+    """Ellipse of a filled binary region in pixel coordinates (pixel centres at +0.5), by
+    `_ellipse_moments`. mask: [H, W] bool. Returns centre (u, v), a, b and the major-axis angle,
+    or None if < 6 pixels."""
+    vs, us = torch.nonzero(mask, as_tuple=True)
+    if us.numel() < 6:
+        return None
+    pts = torch.stack([us.double() + 0.5, vs.double() + 0.5], dim=1)  # [M, 2]
+    mean, a, b, minor = _ellipse_moments(pts)
+    return {
+        "u": float(mean[0]),
+        "v": float(mean[1]),
+        "a": a,
+        "b": b,
+        "angle": math.atan2(float(minor[0]), -float(minor[1])),
+    }  # major = minor rotated 90 deg
 
 
 def pose_from_mask(
