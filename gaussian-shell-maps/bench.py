@@ -76,15 +76,15 @@ def main() -> dict:
 
 
 def _generator_times() -> dict:
+    from gaussian_shell_maps.config import load_config
     from gaussian_shell_maps.data import random_labels
+    from gaussian_shell_maps.engine import gsm_config
     from gaussian_shell_maps.model import GSMConfig, GSMGenerator
     from gaussian_shell_maps.template import load_body_template
 
     template = load_body_template()
     out = {}
-    for name, cfg, res in [("tiny", GSMConfig(num_gaussians=1000, z_dim=32, w_dim=32,
-                                              tex_resolution=16, tex_channels=16, channel_base=512,
-                                              channel_max=32, decoder_hidden=16), 32),
+    for name, cfg, res in [("tiny", gsm_config(load_config("configs/tiny.toml")), 32),
                            ("mid", GSMConfig(num_gaussians=20000, tex_resolution=128,
                                              tex_channels=32, channel_max=64), 256)]:
         g = GSMGenerator(cfg, template).eval()

@@ -1,3 +1,5 @@
+import math
+
 import torch
 
 from gaussian_shell_maps import metrics as M
@@ -40,3 +42,16 @@ def test_reprojection_consistency_of_a_flat_textured_plane():
     psnr = M.reprojection_consistency(img_a, depth, torch.ones(1, h, w), img_b, depth, view_a,
                                       view_b, K)
     assert psnr > 30
+
+
+def test_claim_fid_curve_records_untrained_checkpointed_and_final_points(tmp_path):
+    from conftest import SMALL, TINY
+
+    from gaussian_shell_maps.claim import fid_curve
+
+    result = fid_curve(tmp_path / "gan", TINY, 0, 2, 1, tuple(SMALL))
+    assert [c["step"] for c in result["curve"]] == [0, 1, 2]
+    values = [c["fid"] for c in result["curve"]] + [result["floor"]["fid"]]
+    assert all(math.isfinite(v) and v >= 0 for v in values)
+    # the untrained generator is not a perfect sampler: above the real-vs-real floor
+    assert result["curve"][0]["fid"] > result["floor"]["fid"]

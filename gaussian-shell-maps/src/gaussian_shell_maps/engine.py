@@ -2,6 +2,8 @@
 
 One step = G phase (non-saturating loss + face D term + scale/opacity regularisers), D phase
 (logistic loss on real/fake), lazy R1 every `r1_interval` D steps, then the G_ema update.
+Under torchrun each rank trains on batch_size / world_size images and gradients are averaged
+over ranks after each phase (distributed.py).
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ from tqdm import trange
 from . import losses as L
 from .config import Config, config_from_dict, config_to_json
 from .data import HumanImageFolder, SyntheticMannequins
+from .distributed import Dist, init_distributed
 from .model import GSMConfig, GSMGenerator, HumanDiscriminator, head_center
 from .runtime import (
     MetricsLogger,
@@ -63,14 +65,11 @@ def make_optimizers(cfg: Config, gen, disc):
     return opt_g, opt_d
 
 
-def _check_finite(losses: dict[str, torch.Tensor]) -> None:
-    if not all(math.isfinite(float(v.detach())) for v in losses.values()):
-        raise FloatingPointError(f"non-finite loss: { {k: float(v) for k, v in losses.items()} }")
-
-
 def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, label,
-               gen_label) -> dict[str, float]:
-    """One G step, one D step (+ lazy R1), EMA update. real: [B, 3, H, H] in [-1, 1]."""
+               gen_label, sync: Dist | None = None) -> dict[str, float]:
+    """One G step, one D step (+ lazy R1), EMA update. real: [B, 3, H, H] in [-1, 1] (this
+    rank's share of the batch); `sync` averages gradients over torchrun ranks."""
+    sync = sync or Dist()
     res, batch = cfg.data_resolution, real.shape[0]
     sigma = L.blur_sigma(step, cfg.blur_init_sigma, cfg.blur_fade_steps)
     bg = _background(cfg)
@@ -87,9 +86,9 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
     loss_opacity = L.opacity_regularizer(out["textures"]["opacity"], gen.uv_mask)
     loss_g = (loss_adv + cfg.face_weight * loss_face + cfg.scale_reg_weight * loss_scale
               + cfg.opacity_reg_weight * loss_opacity)
-    _check_finite({"g": loss_g})
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
+    sync.reduce_grads(gen, loss_g)  # raises on non-finite values, on every rank
     opt_g.step()
     # --- D phase
     gen.requires_grad_(False)
@@ -109,16 +108,19 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
     if do_r1:
         penalty = L.r1_penalty(real_in, real_logits["main"])
         loss_r1 = penalty * (cfg.r1_gamma / 2) * cfg.r1_interval
-    _check_finite({"d": loss_d, "r1": loss_r1})
     opt_d.zero_grad(set_to_none=True)
     (loss_d + loss_r1).backward()
+    sync.reduce_grads(disc, loss_d + loss_r1)
     opt_d.step()
-    _update_ema(gen, gen_ema, cfg, batch)
-    return {"loss_g": float(loss_adv), "loss_face": float(loss_face), "loss_d": float(loss_d),
-            "loss_r1": float(loss_r1), "reg_scale": float(loss_scale),
-            "reg_opacity": float(loss_opacity), "d_real": float(real_logits["main"].mean()),
-            "d_fake": float(fake_logits["main"].mean()), "blur_sigma": sigma,
-            "degenerate_scales": float(out["num_degenerate_scales"])}
+    sync.average_([b for name, b in gen.named_buffers() if name.endswith("w_avg")])
+    _update_ema(gen, gen_ema, cfg, batch * sync.world)
+    values = {"loss_g": loss_adv, "loss_face": loss_face, "loss_d": loss_d, "loss_r1": loss_r1,
+              "reg_scale": loss_scale, "reg_opacity": loss_opacity,
+              "d_real": real_logits["main"].mean(), "d_fake": fake_logits["main"].mean(),
+              "blur_sigma": sigma, "degenerate_scales": out["num_degenerate_scales"]}
+    metrics = sync.mean_metrics({k: float(torch.as_tensor(v).detach()) for k, v in values.items()})
+    metrics["degenerate_scales"] *= sync.world  # a count: summed over ranks
+    return metrics
 
 
 def render_backend(cfg: Config, device: torch.device) -> str:
@@ -149,53 +151,97 @@ def _update_ema(gen, gen_ema, cfg: Config, batch: int) -> None:
 
 
 def fit(cfg: Config) -> dict:
-    """Train; returns the final metrics dict (also written to <run>/eval/final.json)."""
+    """Train (one process, or every rank under torchrun); returns the last logged metrics."""
+    sync = init_distributed(cfg.device)
+    if cfg.batch_size % sync.world:
+        raise ValueError(f"batch_size={cfg.batch_size} (the global batch) must be divisible by "
+                         f"the number of torchrun processes ({sync.world})")
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
-    (run_dir / "config.json").write_text(config_to_json(cfg))
-    print(config_to_json(cfg))
+    device = sync.device
+    run_dir = Path(sync.share(str(make_run_dir(cfg.out_dir, cfg.config_name)) if sync.main
+                              else None))
+    if sync.main:
+        (run_dir / "config.json").write_text(config_to_json(cfg))
+        print(config_to_json(cfg))
     template, gen, gen_ema, disc = build_models(cfg, device)
+    for module in (gen, gen_ema, disc):
+        sync.broadcast_module(module)
+    if sync.rank:  # each rank draws its own latents and barycentric perturbations
+        torch.manual_seed(cfg.seed + sync.rank)
     data = build_dataset(cfg, template)
     opt_g, opt_d = make_optimizers(cfg, gen, disc)
     start = 0
     last = run_dir / "ckpt" / "last.pt"
-    loader_gen = torch.Generator().manual_seed(cfg.seed)
+    loader_gen = torch.Generator().manual_seed(cfg.seed)  # same on all ranks: one global batch
     if last.is_file():  # resume: weights, optimisers and both RNG streams
         ckpt = load_checkpoint(last)
         _load_state(ckpt, gen, gen_ema, disc, opt_g, opt_d)
         start = ckpt["step"]
-        torch.set_rng_state(ckpt["rng_cpu"])
+        _restore_rng(ckpt, sync, cfg.seed + 1000 * start)
         loader_gen.set_state(ckpt["rng_loader"])
-    logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=ARCH)
-    bar = trange(start, cfg.steps, desc="train", disable=cfg.steps - start < 2)
+    logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=ARCH) \
+        if sync.main else None
+    bar = trange(start, cfg.steps, desc="train", disable=cfg.steps - start < 2 or not sync.main)
+    per_rank = slice(sync.rank * cfg.batch_size // sync.world,
+                     (sync.rank + 1) * cfg.batch_size // sync.world)
     metrics: dict = {}
     for step in bar:
-        idx = torch.randint(len(data), (cfg.batch_size,), generator=loader_gen)
-        real, label = (torch.stack(t).to(device) for t in zip(*(data[int(i)] for i in idx)))
-        gen_idx = torch.randint(len(data), (cfg.batch_size,), generator=loader_gen)
-        gen_label = torch.stack([data[int(i)][1] for i in gen_idx]).to(device)  # c ~ p_data(c)
-        metrics = train_step(cfg, step, gen, gen_ema, disc, opt_g, opt_d, real, label, gen_label)
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+        real, label, gen_label = _draw_batch(data, cfg.batch_size, loader_gen, per_rank, device)
+        metrics = train_step(cfg, step, gen, gen_ema, disc, opt_g, opt_d, real, label, gen_label,
+                             sync)
+        if logger and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             logger.log(step, progress=bar, **metrics)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
-            from .evaluation import quick_quality
+            if logger:
+                from .evaluation import quick_quality
 
-            logger.log(step + 1, split="eval", **quick_quality(cfg, gen_ema, data, device))
+                logger.log(step + 1, split="eval", **quick_quality(cfg, gen_ema, data, device))
+            sync.barrier()
         if (step + 1) % cfg.save_every == 0 or step == cfg.steps - 1:
-            _save(last, cfg, step + 1, gen, gen_ema, disc, opt_g, opt_d, loader_gen)
+            _save(last, cfg, step + 1, gen, gen_ema, disc, opt_g, opt_d, loader_gen, sync)
     if start >= cfg.steps:
-        _save(last, cfg, start, gen, gen_ema, disc, opt_g, opt_d, loader_gen)
-    logger.close()
+        _save(last, cfg, start, gen, gen_ema, disc, opt_g, opt_d, loader_gen, sync)
+    if logger:
+        logger.close()
+    sync.close()
     return {"step": max(start, cfg.steps), "run_dir": str(run_dir), **metrics}
 
 
-def _save(path: Path, cfg, step, gen, gen_ema, disc, opt_g, opt_d, loader_gen) -> None:
-    save_checkpoint(path, arch=ARCH, step=step, config=dataclasses.asdict(cfg),
-                    model=gen.state_dict(), ema=gen_ema.state_dict(), disc=disc.state_dict(),
-                    optimizer={"g": opt_g.state_dict(), "d": opt_d.state_dict()},
-                    rng_cpu=torch.get_rng_state(), rng_loader=loader_gen.get_state())
+def _draw_batch(data, batch_size: int, loader_gen, per_rank: slice, device):
+    """This rank's slice of one global batch: real images + labels, and the generator's
+    conditioning labels c ~ p_data(c). All ranks draw the same indices from `loader_gen`."""
+    idx = torch.randint(len(data), (batch_size,), generator=loader_gen)[per_rank]
+    real, label = (torch.stack(t).to(device) for t in zip(*(data[int(i)] for i in idx)))
+    gen_idx = torch.randint(len(data), (batch_size,), generator=loader_gen)[per_rank]
+    gen_label = torch.stack([data[int(i)][1] for i in gen_idx]).to(device)
+    return real, label, gen_label
+
+
+def _restore_rng(ckpt: dict, sync: Dist, fallback_seed: int) -> None:
+    """This rank's CPU RNG state from the checkpoint; if the number of processes changed since
+    it was written, a fresh per-rank seed instead (the run continues, not bit-identically)."""
+    states = ckpt.get("rng_cpu_ranks") or [ckpt["rng_cpu"]]
+    if len(states) == sync.world:
+        torch.set_rng_state(states[sync.rank])
+    else:
+        print(f"resuming a {len(states)}-process run with {sync.world}: latents re-seeded")
+        torch.manual_seed(fallback_seed + sync.rank)
+
+
+def _save(path: Path, cfg, step, gen, gen_ema, disc, opt_g, opt_d, loader_gen, sync: Dist) -> None:
+    """Rank 0 writes the checkpoint (after checking that the replicas agree); all ranks wait."""
+    sync.check_consistent(gen, "G")
+    sync.check_consistent(disc, "D")
+    rng = sync.gather(torch.get_rng_state())
+    if sync.main:
+        extra = {"rng_cpu_ranks": rng} if sync.active else {}
+        save_checkpoint(path, arch=ARCH, step=step, config=dataclasses.asdict(cfg),
+                        model=gen.state_dict(), ema=gen_ema.state_dict(), disc=disc.state_dict(),
+                        optimizer={"g": opt_g.state_dict(), "d": opt_d.state_dict()},
+                        rng_cpu=rng[0], rng_loader=loader_gen.get_state(), world_size=sync.world,
+                        **extra)
+    sync.barrier()
 
 
 def _load_state(ckpt: dict, gen, gen_ema, disc, opt_g=None, opt_d=None) -> None:
