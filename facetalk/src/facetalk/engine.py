@@ -19,6 +19,7 @@ from .audio import frame_energy
 from .config import Config, config_from_dict, config_to_json
 from .data import make_sequences, sample_batch
 from .diffusion import make_scheduler, q_sample, sample, x0_from_eps
+from .distributed import init_distributed
 from .head import build_head, mouth_opening
 from .losses import lip_vertex_loss, reconstruction_loss, velocity_loss
 from .model import FaceTalkModel, build_model
@@ -26,7 +27,6 @@ from .runtime import (
     MetricsLogger,
     load_checkpoint,
     make_run_dir,
-    resolve_device,
     save_checkpoint,
     seed_everything,
     set_determinism,
@@ -52,10 +52,10 @@ def loss_terms(model: FaceTalkModel, scheduler, batch: dict, cfg: Config, head,
     b, frames, _ = x0.shape
     audio = model.audio_encoder(batch["audio"], frames)  # [B, T, D]
     if cfg.method == "diffusion":
-        t = torch.randint(0, cfg.diff_train_steps, (b,), generator=gen).to(device)
-        noise = _randn(x0.shape, gen, device)
+        if "t" not in batch:  # not pre-drawn by _batch (validation batches)
+            batch = {**batch, **draw_noise(cfg, batch["codes"].shape, gen, device)}
+        t, noise, drop = batch["t"], batch["noise"], batch["drop"]
         x_t = q_sample(scheduler, x0, noise, t)
-        drop = (torch.rand(b, generator=gen) < cfg.diff_cond_drop).to(device)
         out = model.denoiser(x_t, t, audio, batch["id_code"], drop)
         if cfg.diff_prediction == "sample":
             x0_hat, simple = out, reconstruction_loss(out, x0)
@@ -76,28 +76,66 @@ def loss_terms(model: FaceTalkModel, scheduler, batch: dict, cfg: Config, head,
     return terms
 
 
+def draw_noise(cfg: Config, shape, gen: torch.Generator, device) -> dict[str, torch.Tensor]:
+    """Diffusion step t [B], noise [B, T, E] and classifier-free-guidance drop mask [B]."""
+    b = shape[0]
+    return {"t": torch.randint(0, cfg.diff_train_steps, (b,), generator=gen).to(device),
+            "noise": _randn(shape, gen, device),
+            "drop": (torch.rand(b, generator=gen) < cfg.diff_cond_drop).to(device)}
+
+
+class _LossModule(torch.nn.Module):
+    """loss_terms as a forward(), so DistributedDataParallel can wrap the trainable model."""
+
+    def __init__(self, model: FaceTalkModel, scheduler, cfg: Config, head) -> None:
+        super().__init__()
+        self.model, self.head, self.scheduler, self.cfg = model, head, scheduler, cfg
+
+    def forward(self, batch: dict) -> dict[str, torch.Tensor]:
+        return loss_terms(self.model, self.scheduler, batch, self.cfg, self.head, None)
+
+    def wrap(self, world: int, device: torch.device) -> torch.nn.Module:
+        """DDP under torchrun (the regression baseline never uses the null-audio token)."""
+        if world == 1:
+            return self
+        return torch.nn.parallel.DistributedDataParallel(
+            self, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=self.cfg.method != "diffusion")
+
+
 def _set_code_stats(model: FaceTalkModel, seqs) -> None:
     codes = torch.from_numpy(np.concatenate([s.codes for s in seqs]))
     model.code_mean.copy_(codes.mean(0))
     model.code_std.copy_(codes.std(0).clamp_min(1e-2))
 
 
-def _batch(seqs, cfg: Config, step: int, device) -> tuple[dict, torch.Generator]:
-    """Batch and noise generator of `step`, a pure function of (seed, step): resume is exact."""
+def _batch(seqs, cfg: Config, step: int, device, part: slice | None = None,
+           noise: bool = True) -> tuple[dict, torch.Generator]:
+    """Batch of `step` with its diffusion noise, a pure function of (seed, step): resume is
+    exact. The global batch is drawn on every rank and `part` keeps this rank's rows, so N
+    processes train on exactly the batches one process would."""
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     batch = sample_batch(seqs, cfg.batch_size, cfg.data_clip_frames, cfg.data_sample_rate,
                          cfg.data_fps, gen)
-    return {k: v.to(device) for k, v in batch.items()}, gen
+    if noise and cfg.method == "diffusion":
+        batch.update(draw_noise(cfg, batch["codes"].shape, gen, "cpu"))
+    part = part or slice(None)
+    return {k: v[part].to(device) for k, v in batch.items()}, gen
 
 
 def fit(cfg: Config) -> dict:
-    """Train; returns the final metrics dict. Resumes from <out_dir>/ckpt/last.pt if present."""
+    """Train (one process, or every rank under torchrun); returns the final metrics dict.
+    Resumes from <out_dir>/ckpt/last.pt if present."""
+    sync = init_distributed(cfg.device)
+    part = sync.part(cfg.batch_size)
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
-    (run_dir / "config.json").write_text(config_to_json(cfg))
-    print(config_to_json(cfg))
+    device = sync.device
+    run_dir = Path(sync.share(str(make_run_dir(cfg.out_dir, cfg.config_name)) if sync.main
+                              else None))
+    if sync.main:
+        (run_dir / "config.json").write_text(config_to_json(cfg))
+        print(config_to_json(cfg))
     train_seqs = make_sequences(cfg, "train")
     model = build_model(cfg).to(device)
     _set_code_stats(model, train_seqs)
@@ -105,45 +143,59 @@ def fit(cfg: Config) -> dict:
                       cfg.head_path).to(device)
     scheduler = make_scheduler("ddpm", cfg.diff_train_steps, cfg.diff_beta_schedule,
                                cfg.diff_prediction)
+    last = run_dir / "ckpt" / "last.pt"
+    params, optimizer, lr_sched, start = _optimizer(cfg, model, last)
+    train_module = _LossModule(model, scheduler, cfg, head).wrap(sync.world, device)
+    logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=KIND) \
+        if sync.main else None
+    val_batch, _ = _batch(make_sequences(cfg, "val"), cfg, 0, device, noise=False)
+    record: dict = {}
+    bar = trange(start, cfg.steps, desc=f"train {cfg.method}",
+                 disable=cfg.steps - start < 2 or not sync.main)
+    for step in bar:
+        train_module.train()
+        batch, _ = _batch(train_seqs, cfg, step, device, part)
+        terms = train_module(batch)
+        values = sync.mean({k: float(v.detach()) for k, v in terms.items()})
+        if not all(math.isfinite(v) for v in values.values()):
+            raise FloatingPointError(f"non-finite loss at step {step}: {values}")
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()  # DDP averages the gradients over ranks here
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        optimizer.step()
+        lr_sched.step()
+        done = step + 1
+        if logger and (done % cfg.log_every == 0 or done == cfg.steps):
+            logger.log(done, "train", progress=bar, lr=lr_sched.get_last_lr()[0], **values)
+            record = {f"train_{k}": v for k, v in values.items()}
+        if logger and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
+            record.update(val_loss(model, scheduler, val_batch, cfg, head, logger, done))
+        if done % cfg.save_every == 0 or done == cfg.steps:
+            if sync.main:
+                _save(last, model, optimizer, lr_sched, cfg, done)
+            sync.barrier()
+    if start >= cfg.steps and not last.is_file() and sync.main:
+        _save(last, model, optimizer, lr_sched, cfg, start)
+    if logger:
+        logger.close()
+    sync.close()
+    return {"step": cfg.steps, "run_dir": str(run_dir), **record}
+
+
+def _optimizer(cfg: Config, model: FaceTalkModel, last: Path):
+    """(trainable params, AdamW, warm-up schedule, start step), restored from `last` if present."""
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.lr_warmup))
-    start, last = 0, run_dir / "ckpt" / "last.pt"
+    start = 0
     if last.is_file():
         ckpt = _load_into(model, last)
         optimizer.load_state_dict(ckpt["optimizer"])
         lr_sched.load_state_dict(ckpt["lr_scheduler"])
         start = int(ckpt["step"])
         print(f"resumed from {last} at step {start}")
-    logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=KIND)
-    val_batch, _ = _batch(make_sequences(cfg, "val"), cfg, 0, device)
-    record: dict = {}
-    bar = trange(start, cfg.steps, desc=f"train {cfg.method}", disable=cfg.steps - start < 2)
-    for step in bar:
-        model.train()
-        batch, gen = _batch(train_seqs, cfg, step, device)
-        terms = loss_terms(model, scheduler, batch, cfg, head, gen)
-        values = {k: float(v.detach()) for k, v in terms.items()}
-        if not all(math.isfinite(v) for v in values.values()):
-            raise FloatingPointError(f"non-finite loss at step {step}: {values}")
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        if cfg.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        optimizer.step()
-        lr_sched.step()
-        done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            logger.log(done, "train", progress=bar, lr=lr_sched.get_last_lr()[0], **values)
-            record = {f"train_{k}": v for k, v in values.items()}
-        if (cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps:
-            record.update(val_loss(model, scheduler, val_batch, cfg, head, logger, done))
-        if done % cfg.save_every == 0 or done == cfg.steps:
-            _save(last, model, optimizer, lr_sched, cfg, done)
-    if start >= cfg.steps and not last.is_file():
-        _save(last, model, optimizer, lr_sched, cfg, start)
-    logger.close()
-    return {"step": cfg.steps, "run_dir": str(run_dir), **record}
+    return params, optimizer, lr_sched, start
 
 
 @torch.no_grad()
