@@ -1,11 +1,13 @@
 """Claim check (CPU): on the synthetic multi-domain shapes, compare teacher zero-shot, student ERM,
-naive KD, VL2V-ADiP black-box and VL2V-ADiP white-box (VL2V-SD); ID and OOD accuracy over seeds.
+naive KD, VL2V-ADiP black-box and VL2V-ADiP white-box (VL2V-SD), each without and with SWAD (the
+official runs use SWAD); ID and OOD accuracy over seeds.
 
 The paper's claim (Sec. 1, Tables 1-2): naive distillation mostly helps in-domain accuracy, while
 VL2V-ADiP transfers more of the teacher's out-of-domain generalisation. The teacher here is a
 small CLIP-like stand-in pre-trained from scratch on the synthetic set's extra domains, NOT CLIP.
 
     python reproduce.py [--seeds 0,1,2] [--test_domains 0] [--out runs/reproduce]
+                        [--overrides "--steps 450"]
 Writes <out>/results.json, <out>/results.md and <out>/accuracy_per_domain.png.
 """
 
@@ -16,13 +18,15 @@ import json
 import time
 from pathlib import Path
 
-METHODS = {  # name -> overrides
-    "teacher zero-shot": ["--method", "zeroshot"],
+BASE = {  # name -> overrides
     "student ERM": ["--method", "erm"],
     "naive KD": ["--method", "kd"],
     "VL2V-ADiP (black-box)": ["--method", "adip", "--teacher_access", "black_box"],
     "VL2V-ADiP (white-box, SD)": ["--method", "adip", "--teacher_access", "white_box"],
 }
+METHODS = {"teacher zero-shot": ["--method", "zeroshot"],  # each student without / with SWAD
+           **{n: [*o, "--swad", "false"] for n, o in BASE.items()},
+           **{f"{n} + SWAD": [*o, "--swad", "true"] for n, o in BASE.items()}}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -39,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--test_domains", default="0")
     ap.add_argument("--config", default="configs/tiny.toml")
     ap.add_argument("--out", default="runs/reproduce")
+    ap.add_argument("--overrides", default="", help='for every run, e.g. "--steps 450"')
     args = ap.parse_args(argv)
     out = Path(args.out)
     shared = out / "shared"
@@ -51,13 +56,13 @@ def main(argv: list[str] | None = None) -> dict:
     if not (shared / "student_init.pt").is_file():
         pretrain_student_backbone(base, shared / "student_init.pt")
     common = ["--config", args.config, "--teacher_path", teacher_file,
-              "--student_weights", str(shared / "student_init.pt")]
+              "--student_weights", str(shared / "student_init.pt"), *args.overrides.split()]
     rows: dict[str, list[dict]] = {m: [] for m in METHODS}
     for test_domain in args.test_domains.split(","):
         for seed in args.seeds.split(","):
             for name, extra in METHODS.items():
                 run = out / f"td{test_domain}" / f"seed{seed}" / name.split()[0].lower() / (
-                    "wb" if "white" in name else "bb")
+                    ("wb" if "white" in name else "bb") + ("_swad" if "SWAD" in name else ""))
                 res = fit(parse_config(common + extra + ["--seed", seed, "--test_domain",
                                                          test_domain, "--out_dir", str(run)]))
                 res["test_domain"], res["seed"] = int(test_domain), int(seed)

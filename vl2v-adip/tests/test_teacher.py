@@ -105,12 +105,12 @@ def test_hf_clip_model_works_as_teacher(tmp_path, rng):
     from transformers import CLIPConfig, CLIPModel
 
     tok = WordTokenizer.build(["a", "photo", "of", "circle", "square"])
-    cfg = CLIPConfig(text_config=dict(vocab_size=len(tok.vocab), hidden_size=32,
-                                      intermediate_size=64, num_hidden_layers=1,
-                                      num_attention_heads=2, max_position_embeddings=12,
-                                      eos_token_id=tok.eos_id),
-                     vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                        num_attention_heads=2, image_size=16, patch_size=8),
+    text = {"vocab_size": len(tok.vocab), "hidden_size": 32, "intermediate_size": 64,
+            "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 12,
+            "eos_token_id": tok.eos_id}
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "image_size": 16, "patch_size": 8}
+    cfg = CLIPConfig(text_config=text, vision_config=vision,
                      projection_dim=24)
     teacher = ClipTeacher.from_hf_clip(CLIPModel(cfg).eval(), tok)
     x = torch.rand(3, 3, 32, 32, generator=rng)  # resized to 16 inside

@@ -60,14 +60,16 @@ def prepare_teacher(cfg: Config, data: MultiDomainData, run_dir: Path) -> tuple[
     if cfg.data_name != "synthetic":
         print("WARNING: no teacher_path; using a RANDOM-INIT stand-in teacher (no knowledge).")
         teacher = build_stand_in(data.classes, [], cfg.teacher_width, cfg.teacher_embed_dim)
-    else:
+    else:  # own RNG stream: the same stand-in whatever the caller's RNG state (claim check)
         pre = make_synthetic(cfg.teacher_pretrain_domains, cfg.teacher_pretrain_per_domain,
                              cfg.image_size, cfg.seed + 1000, name="teacher-pretrain")
-        teacher = build_stand_in(list(SYNTH_CLASSES), pre.domains, cfg.teacher_width,
-                                 cfg.teacher_embed_dim)
-        x, y, d = _stacked(pre)
-        pretrain_teacher(teacher, x, y, d, pre.classes, pre.domains, cfg.teacher_pretrain_steps,
-                         batch_size=64, lr=2e-3, seed=cfg.seed)
+        with torch.random.fork_rng():
+            torch.manual_seed(cfg.seed + 1000)
+            teacher = build_stand_in(list(SYNTH_CLASSES), pre.domains, cfg.teacher_width,
+                                     cfg.teacher_embed_dim)
+            x, y, d = _stacked(pre)
+            pretrain_teacher(teacher, x, y, d, pre.classes, pre.domains,
+                             cfg.teacher_pretrain_steps, batch_size=64, lr=2e-3, seed=cfg.seed)
     save_teacher(teacher, path)
     return teacher.eval(), str(path)
 
@@ -144,7 +146,8 @@ def check_embed_dim(teacher_dim: int, student_dim: int, where: str) -> None:
 
 
 def rebuild_from_checkpoint(ckpt: dict) -> tuple[Config, Student | None, ClipTeacher | None]:
-    """Model (selected weights when present) and teacher rebuilt from a checkpoint dict."""
+    """Model (SWAD average, else selected, else last weights) and teacher rebuilt from a
+    checkpoint dict."""
     from .config import config_from_dict
 
     cfg = config_from_dict(ckpt["config"], where="checkpoint")
@@ -160,7 +163,8 @@ def rebuild_from_checkpoint(ckpt: dict) -> tuple[Config, Student | None, ClipTea
     oracle = BlackBoxTeacher(teacher) if teacher is not None else None
     model = build_student(dataclasses.replace(cfg, student_weights=""), len(meta["classes"]),
                           oracle, class_emb, teacher, weights="")
-    state = ckpt["selected"]["model"] if ckpt.get("selected") else ckpt["model"]
+    state = ckpt.get("swad_model") or (ckpt["selected"]["model"] if ckpt.get("selected")
+                                       else ckpt["model"])  # SWAD average when trained with it
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:

@@ -66,7 +66,13 @@ class Config:
     weight_decay: float = 0.0
     # --- logging / eval
     log_every: int = 50
-    eval_every: int = 200  # training-domain validation (model selection) every N steps
+    eval_every: int = 200  # training-domain validation (model selection; SWAD segments)
+    # --- SWAD (official runs: --swad True; LossValley defaults from the official config.yaml)
+    swad: bool = False  # dense weight averaging over the validation-loss valley (final stage)
+    swad_n_converge: int = 3
+    swad_n_tolerance: int = 6
+    swad_tolerance_ratio: float = 0.3
+    swad_bn_steps: int = 500  # training batches for the BatchNorm statistics of the average
     save_every: int = 1000
     eval_batch_size: int = 128
 

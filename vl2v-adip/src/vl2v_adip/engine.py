@@ -11,6 +11,7 @@ Predict = the text-embedding classifier on the projected feature.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from pathlib import Path
@@ -18,18 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from tqdm import trange
 
 from .components import build_data, build_student, prepare_teacher, student_weights
 from .config import Config, config_to_json
 from .data import (
-    MultiDomainData,
-    Split,
     collate,
-    iterate_eval,
     leave_one_domain_out,
     sample_batch_indices,
 )
+from .evaluation import domain_accuracies, eval_model
 from .losses import alignment_loss, cutmix_alignment_loss, cutmix_box, kd_loss
 from .model import Student
 from .runtime import (
@@ -41,6 +41,7 @@ from .runtime import (
     seed_everything,
     set_determinism,
 )
+from .swad import LossValley, swad_model
 from .teacher import BlackBoxTeacher
 
 
@@ -110,37 +111,9 @@ def train_step(cfg: Config, model: Student, opt: torch.optim.Optimizer, oracle: 
     return values
 
 
-@torch.no_grad()
-def accuracy(predict, data: MultiDomainData, env: int, idx: np.ndarray, batch_size: int,
-             device: torch.device) -> float:
-    """Top-1 accuracy of predict(images [B, 3, S, S]) -> logits [B, C] on domain env, idx."""
-    correct = 0
-    for x, y in iterate_eval(data, env, idx, batch_size):
-        correct += int((predict(x.to(device)).argmax(-1).cpu() == y).sum())
-    return correct / max(len(idx), 1)
-
-
-def domain_accuracies(predict, data: MultiDomainData, split: Split, batch_size: int,
-                      device: torch.device) -> dict[str, float]:
-    """Training domains on their validation ("out") part, the held-out domain on all of it;
-    id_acc = mean over training domains (model selection), ood_acc = held-out domain."""
-    out = {f"acc_{data.domains[e]}": accuracy(predict, data, e, idx, batch_size, device)
-           for e, idx in split.val}
-    out["id_acc"] = float(np.mean(list(out.values())))
-    test_env, test_idx = split.test
-    out[f"acc_{data.domains[test_env]}"] = accuracy(predict, data, test_env, test_idx,
-                                                    batch_size, device)
-    out["ood_acc"] = out[f"acc_{data.domains[test_env]}"]
-    return out
-
-
-def _eval_model(model: Student, *args) -> dict[str, float]:
-    model.eval()
-    return domain_accuracies(model, *args)
-
-
 def fit(cfg: Config) -> dict:
-    """Train one method on one leave-one-domain-out split; returns the selected model's metrics."""
+    """Train one method on one leave-one-domain-out split; returns the final model's metrics
+    (the SWAD average when `swad` is on, else the training-domain-validation selection)."""
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     device = resolve_device(cfg.device)
@@ -166,57 +139,121 @@ def fit(cfg: Config) -> dict:
                         meta=meta, model=None, selected=None)
         logger.close()
         return {**zs, "run_dir": str(run_dir)}
-    wb_teacher = teacher if cfg.teacher_access == "white_box" else None  # white-box: weights read
     if cfg.teacher_access == "white_box" and cfg.method != "adip":
         raise ValueError("teacher_access=white_box is defined for method=adip (VL2V-SD) only")
+    wb_teacher = teacher if cfg.teacher_access == "white_box" else None  # white-box: weights read
     model = build_student(cfg, len(data.classes), oracle, class_emb, wb_teacher,
                           student_weights(cfg, run_dir)).to(device)
+    state = _train(cfg, model, oracle, class_emb, eval_args, logger, run_dir, meta)
+    logger.close()
+    selected, swad = state["selected"], state["swad"]
+    result = dict(selected["metrics"]) if selected else eval_model(model, *eval_args)
+    result["selected_step"] = selected["step"] if selected else state["step"]
+    if swad is not None:  # the method's final model is the SWAD average (official --swad True)
+        result = {"selected_id_acc": result["id_acc"], "selected_ood_acc": result["ood_acc"],
+                  "selected_step": result["selected_step"], **state["swad_metrics"],
+                  **swad.summary()}
+    result.update(teacher_ood_acc=zs["ood_acc"], teacher_id_acc=zs["id_acc"],
+                  teacher_queries=oracle.num_image_queries, run_dir=str(run_dir))
+    return result
+
+
+def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, run_dir: Path,
+           meta: dict) -> dict:
+    """The step loop (Align -> Distill for black-box adip), with resume, model selection and
+    SWAD; eval_args = (data, split, eval batch size, device). Returns {"step", "selected",
+    "swad", "swad_metrics"}."""
+    data, split = eval_args[0], eval_args[1]
     start, stage = 0, stage_of(cfg, 0)
     opt = make_optimizer(cfg, model, stage)
-    selected, last_path = None, run_dir / "ckpt" / "last.pt"
+    selected, best_align = None, None
+    swad = LossValley(cfg.swad_n_converge, cfg.swad_n_tolerance, cfg.swad_tolerance_ratio) \
+        if cfg.swad else None
+    last_path = run_dir / "ckpt" / "last.pt"
     if last_path.is_file():  # resume
-        ckpt = load_checkpoint(last_path)
-        model.load_state_dict(ckpt["model"], strict=True)
-        start, stage, selected = ckpt["step"], ckpt["stage"], ckpt["selected"]
-        opt = make_optimizer(cfg, model, stage)
-        opt.load_state_dict(ckpt["optimizer"])
-        print(f"resumed from {last_path} at step {start} ({stage})")
-
-    def save(step: int) -> None:
-        save_checkpoint(last_path, step=step, stage=stage, config=dataclasses.asdict(cfg),
-                        meta=meta, model=model.state_dict(), optimizer=opt.state_dict(),
-                        selected=selected)
-
-    n_total = total_steps(cfg)
+        start, stage, selected, best_align, opt = _resume(cfg, last_path, model, swad)
+    n_total, done = total_steps(cfg), start
     for step in (bar := trange(start, n_total, desc=f"{cfg.method}", initial=start,
                                total=n_total)):
+        if swad is not None and swad.dead:
+            break
         if stage_of(cfg, step) != stage:  # Align -> Distill: freeze proj, train backbone
             stage = stage_of(cfg, step)
+            if best_align is not None:  # official stage 2 starts from stage 1's TE*_best.pth
+                model.load_state_dict(best_align["model"])
             opt = make_optimizer(cfg, model, stage)
         picks = sample_batch_indices(split.train, cfg.batch_size, step, cfg.seed)
         x, y, _ = collate(data, picks, augment=True)
         rng = np.random.default_rng([cfg.seed, step, 11])
-        terms = train_step(cfg, model, opt, oracle, class_emb, x.to(device), y.to(device), stage,
-                           rng)
+        terms = train_step(cfg, model, opt, oracle, class_emb, x.to(model_device(model)),
+                           y.to(model_device(model)), stage, rng)
         done = step + 1
+        if swad is not None and stage != "align":
+            swad.accumulate(model, done)
         if done % cfg.log_every == 0 or done == n_total:
             logger.log(done, "train", progress=bar, stage_id=float(stage != "align"), **terms)
         if done % cfg.eval_every == 0 or done == n_total:
-            ev = _eval_model(model, *eval_args)
+            ev = eval_model(model, *eval_args)
             logger.log(done, "val", **ev)
-            # training-domain validation model selection, within the final stage
+            # training-domain validation model selection, per stage
+            if stage == "align" and (best_align is None or ev["id_acc"] > best_align["id_acc"]):
+                best_align = _snapshot(done, ev, model)
             if stage != "align" and (selected is None or ev["id_acc"] > selected["id_acc"]):
-                selected = {"step": done, "id_acc": ev["id_acc"], "metrics": ev,
-                            "model": {k: v.detach().cpu().clone()
-                                      for k, v in model.state_dict().items()}}
-        if done % cfg.save_every == 0 or done == n_total:
-            save(done)
-    logger.close()
-    result = dict(selected["metrics"]) if selected else _eval_model(model, *eval_args)
-    result.update(selected_step=selected["step"] if selected else n_total,
-                  teacher_ood_acc=zs["ood_acc"], teacher_id_acc=zs["id_acc"],
-                  teacher_queries=oracle.num_image_queries, run_dir=str(run_dir))
-    return result
+                selected = _snapshot(done, ev, model)
+            if swad is not None and stage != "align":
+                swad.close_segment(ev["val_loss"])
+                if swad.dead:
+                    print(f"SWAD: validation loss left the valley at step {done}; stopping")
+        if done % cfg.save_every == 0 or done == n_total or (swad is not None and swad.dead):
+            save_checkpoint(last_path, step=done, stage=stage, config=dataclasses.asdict(cfg),
+                            meta=meta, model=model.state_dict(), optimizer=opt.state_dict(),
+                            selected=selected, best_align=best_align,
+                            swad=swad.state_dict() if swad is not None else None)
+    state = {"step": done, "selected": selected, "swad": swad, "swad_metrics": {}}
+    if swad is not None:
+        state["swad_metrics"] = _finish_swad(cfg, swad, model, data, split, eval_args, last_path)
+    return state
+
+
+def _resume(cfg: Config, path: Path, model: Student, swad: LossValley | None):
+    """(step, stage, selected, best_align, optimizer) restored from a checkpoint."""
+    ckpt = load_checkpoint(path)
+    model.load_state_dict(ckpt["model"], strict=True)
+    opt = make_optimizer(cfg, model, ckpt["stage"])
+    opt.load_state_dict(ckpt["optimizer"])
+    if swad is not None:
+        swad.load_state_dict(ckpt["swad"])
+    print(f"resumed from {path} at step {ckpt['step']} ({ckpt['stage']})")
+    return ckpt["step"], ckpt["stage"], ckpt["selected"], ckpt.get("best_align"), opt
+
+
+def _finish_swad(cfg: Config, swad: LossValley, model: Student, data, split, eval_args,
+                 last_path: Path) -> dict[str, float]:
+    """Average the selected steps, recompute BatchNorm statistics on training batches, evaluate,
+    and store the SWAD model in the checkpoint (eval.py then evaluates it)."""
+    swad.finalize()
+    params = swad.averaged_parameters()
+    averaged = copy.deepcopy(model)
+    if params is not None:
+        batches = (collate(data, sample_batch_indices(split.train, cfg.batch_size,
+                                                      total_steps(cfg) + i, cfg.seed),
+                           augment=True)[0] for i in range(cfg.swad_bn_steps))
+        averaged = swad_model(averaged, params, batches)
+    metrics = eval_model(averaged, *eval_args)
+    ckpt = load_checkpoint(last_path)
+    ckpt.pop("format_version", None)
+    save_checkpoint(last_path, **{**ckpt, "swad_model": averaged.state_dict(),
+                                  "swad_summary": swad.summary()})
+    return metrics
+
+
+def _snapshot(step: int, metrics: dict, model: nn.Module) -> dict:
+    return {"step": step, "id_acc": metrics["id_acc"], "metrics": metrics,
+            "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def evaluate(ckpt_path: str | Path) -> dict:
@@ -239,6 +276,7 @@ def evaluate(ckpt_path: str | Path) -> dict:
         out["teacher_zeroshot"] = domain_accuracies(
             lambda x: scale * teacher.encode_image(x) @ emb.t(), *eval_args)
     if model is not None:
-        out["student"] = _eval_model(model.to(device), *eval_args)
+        out["student"] = eval_model(model.to(device), *eval_args)
         out["selected_step"] = ckpt["selected"]["step"] if ckpt.get("selected") else ckpt["step"]
+        out["final_model"] = "swad" if ckpt.get("swad_model") else "selected"
     return out
