@@ -12,6 +12,7 @@ from tqdm import trange
 
 from .config import Config, config_from_dict, config_to_json
 from .data import ImageSet, batch_indices, binarize, load_split
+from .distributed import Dist, init_distributed
 from .losses import elbo_loss, free_nats_schedule, kl_beta, rl_loss
 from .metrics import (
     active_units,
@@ -57,26 +58,52 @@ def prepare_batch(images: torch.Tensor, binarize_seed: int | None) -> torch.Tens
     return torch.round(images * 255) / 255
 
 
+class LossModule(torch.nn.Module):
+    """The objective of one update as a forward(), so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: HierarchicalVAE, cfg: Config) -> None:
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """For `rl`, update `step` is decision step t = step mod L on its batch (the official
+        loop makes L updates per batch, t = 0..L-1)."""
+        beta = kl_beta(step, self.cfg.kl_warmup_steps)
+        free_nats = free_nats_schedule(step, self.cfg.free_nats, self.cfg.free_nats_steps)
+        if self.cfg.method == "rl":
+            loss, stats = rl_loss(self.model, x, step % self.model.n_levels, self.cfg.rl_gamma,
+                                  beta, free_nats)
+        else:
+            loss, stats = elbo_loss(self.model, x, beta, free_nats)
+        return loss, {"loss": loss.item(), "beta": beta, "free_nats": free_nats, **stats}
+
+    def wrap(self, world: int, device: torch.device) -> torch.nn.Module:
+        """DDP under torchrun; parameters unused by a step (e.g. levels below the RL decision
+        step) are allowed."""
+        if world == 1:
+            return self
+        return torch.nn.parallel.DistributedDataParallel(
+            self, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)
+
+
 def train_step(model: HierarchicalVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-               step: int, cfg: Config) -> dict[str, float]:
-    """One optimiser update. For `rl`, update `step` is decision step t = step mod L on its batch
-    (the official loop makes L updates per batch, t = 0..L-1)."""
+               step: int, cfg: Config, objective: torch.nn.Module | None = None,
+               sync: Dist | None = None) -> dict[str, float]:
+    """One optimiser update on x (this rank's rows of the batch). `objective` is the
+    (DDP-wrapped) LossModule under torchrun; `sync` averages the logged values over ranks."""
     model.train()
-    beta = kl_beta(step, cfg.kl_warmup_steps)
-    free_nats = free_nats_schedule(step, cfg.free_nats, cfg.free_nats_steps)
-    if cfg.method == "rl":
-        loss, stats = rl_loss(model, x, step % model.n_levels, cfg.rl_gamma, beta, free_nats)
-    else:
-        loss, stats = elbo_loss(model, x, beta, free_nats)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite loss at step {step}: {loss.item()} ({stats}); "
+    loss, stats = (objective or LossModule(model, cfg))(x, step)
+    stats = sync.mean(stats) if sync else stats  # identical on all ranks: NaN stops every rank
+    if not math.isfinite(stats["loss"]):
+        raise FloatingPointError(f"non-finite loss at step {step}: {stats['loss']} ({stats}); "
                                  "lower lr or set grad_clip")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
     optimizer.step()
-    return {"loss": loss.item(), "beta": beta, "free_nats": free_nats, **stats}
+    return stats
 
 
 def _check_compatible(saved: dict, cfg: Config, path: Path) -> None:
@@ -96,54 +123,78 @@ def _batch_for_step(step: int, cfg: Config, n_levels: int) -> int:
 
 
 def fit(cfg: Config) -> dict:
-    """Train per `cfg`; resumes from <out_dir>/ckpt/last.pt when present. Returns final metrics."""
+    """Train per `cfg` (one process, or every rank under torchrun); resumes from
+    <out_dir>/ckpt/last.pt when present. Returns final metrics."""
+    sync = init_distributed(cfg.device)
+    part = sync.part(cfg.batch_size)
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
-    device = resolve_device(cfg.device)
+    device = sync.device
     train = load_split(cfg.data_name, cfg.data_root, "train", cfg.data_val_fraction, cfg.seed)
     val = load_split(cfg.data_name, cfg.data_root, "val", cfg.data_val_fraction, cfg.seed)
     model = build_model(cfg, train).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
+    if sync.rank:  # own latent samples per rank (DDP copies rank 0's initial weights)
+        torch.manual_seed(cfg.seed + sync.rank)
+    run_dir = Path(sync.share(str(make_run_dir(cfg.out_dir, cfg.config_name)) if sync.main
+                              else None))
     last = run_dir / "ckpt" / "last.pt"
-    start = 0
-    if last.is_file():
-        ckpt = load_checkpoint(last)
-        _check_compatible(ckpt["config"], cfg, last)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["rng_cpu"])
-        start = ckpt["step"]
-        print(f"resuming from {last} at step {start}")
-    (run_dir / "config.json").write_text(config_to_json(cfg))
-    print(config_to_json(cfg))
-    logger = MetricsLogger(run_dir, wandb=cfg.wandb, config=dataclasses.asdict(cfg))
+    start = _resume(last, cfg, model, optimizer, sync) if last.is_file() else 0
+    objective = LossModule(model, cfg).wrap(sync.world, device)
+    logger = None
+    if sync.main:
+        (run_dir / "config.json").write_text(config_to_json(cfg))
+        print(config_to_json(cfg))
+        logger = MetricsLogger(run_dir, wandb=cfg.wandb, config=dataclasses.asdict(cfg))
 
-    def save(step: int, path: Path) -> None:
-        save_checkpoint(path, step=step, config=dataclasses.asdict(cfg), model=model.state_dict(),
-                        optimizer=optimizer.state_dict(), rng_cpu=torch.get_rng_state())
+    def save(step: int) -> None:
+        sync.check_consistent(model)
+        rng = sync.gather(torch.get_rng_state())
+        if sync.main:
+            save_checkpoint(last, step=step, config=dataclasses.asdict(cfg),
+                            model=model.state_dict(), optimizer=optimizer.state_dict(),
+                            rng_cpu=rng[0], rng_cpu_ranks=rng)
+        sync.barrier()
 
     stats: dict[str, float] = {}
-    bar = trange(start, cfg.steps, desc=f"train[{cfg.method}]", dynamic_ncols=True)
+    bar = trange(start, cfg.steps, desc=f"train[{cfg.method}]", dynamic_ncols=True,
+                 disable=not sync.main)
     for step in bar:
         b = _batch_for_step(step, cfg, model.n_levels)
         idx = batch_indices(len(train), cfg.batch_size, b, cfg.seed)
         bin_seed = cfg.seed * 1_000_003 + b if cfg.data_binarize else None
-        x = prepare_batch(train.images[idx], bin_seed)
-        stats = train_step(model, optimizer, x.to(device), step, cfg)
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+        x = prepare_batch(train.images[idx], bin_seed)[part]
+        stats = train_step(model, optimizer, x.to(device), step, cfg, objective, sync)
+        if logger and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             logger.log(step, "train", progress=bar, **stats)
-        if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
+        if logger and cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             logger.log(step + 1, "val", **quick_eval(model, val, cfg, device))
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
-            save(step + 1, last)
+            save(step + 1)
     final = quick_eval(model, val, cfg, device)
-    logger.log(cfg.steps, "val", **final)
-    logger.close()
-    save(cfg.steps, last)
+    if logger:
+        logger.log(cfg.steps, "val", **final)
+        logger.close()
+    save(cfg.steps)
+    sync.close()
     return {"run_dir": str(run_dir), "steps": cfg.steps,
             **{f"train_{k}": v for k, v in stats.items()},
             **{f"val_{k}": v for k, v in final.items()}}
+
+
+def _resume(last: Path, cfg: Config, model, optimizer, sync: Dist) -> int:
+    """Weights, optimiser and this rank's RNG state from `last`; returns the step."""
+    ckpt = load_checkpoint(last)
+    _check_compatible(ckpt["config"], cfg, last)
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    states = ckpt.get("rng_cpu_ranks") or [ckpt["rng_cpu"]]
+    if len(states) == sync.world:
+        torch.set_rng_state(states[sync.rank])
+    else:  # the number of processes changed: continue, not bit-identically
+        torch.manual_seed(cfg.seed + 1000 * ckpt["step"] + sync.rank)
+    print(f"resuming from {last} at step {ckpt['step']}")
+    return ckpt["step"]
 
 
 def eval_images(data: ImageSet, cfg: Config, max_examples: int = 0) -> torch.Tensor:
