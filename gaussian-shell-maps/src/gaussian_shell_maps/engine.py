@@ -167,9 +167,9 @@ def fit(cfg: Config) -> dict:
     template, gen, gen_ema, disc = build_models(cfg, device)
     for module in (gen, gen_ema, disc):
         sync.broadcast_module(module)
+    data = build_dataset(cfg, template)  # identical on every rank
     if sync.rank:  # each rank draws its own latents and barycentric perturbations
         torch.manual_seed(cfg.seed + sync.rank)
-    data = build_dataset(cfg, template)
     opt_g, opt_d = make_optimizers(cfg, gen, disc)
     start = 0
     last = run_dir / "ckpt" / "last.pt"
