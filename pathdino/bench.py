@@ -53,8 +53,8 @@ def main(argv: list[str] | None = None) -> dict:
         path = Path(tmp) / "bench.tif"
         write_pyramidal_tiff(path, image, levels=4, tile=256)
         with TiffSlide(path) as slide:
-            kw = dict(tissue_threshold=0.9, output_patch_size=args.patch_size,
-                      thumbnail_size=1024)
+            kw = {"tissue_threshold": 0.9, "output_patch_size": args.patch_size,
+                      "thumbnail_size": 1024}
             for name, select in (("fps", lambda: fps_select(slide, 30, **kw)),
                                  ("exhaustive", lambda: exhaustive_tiles(slide, **kw))):
                 start = time.perf_counter()

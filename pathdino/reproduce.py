@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
         cells += [f"{r['wsi'][k]['wsi_mv_acc']:.3f}" for k in ("fps", "exhaustive")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     w = results["pathdino + HistoRotate"]["wsi"]
-    lines += ["", "| WSI patch selection | patches / slide | seconds (select + read + embed, "
-              "all slides) |", "|---|---|---|"]
+    lines += ["", ("| WSI patch selection | patches / slide | seconds (select + read + embed, "
+              "all slides) |"), "|---|---|---|"]
     lines += [f"| {k} | {w[k]['patches_per_slide']:.1f} | {w[k]['seconds']:.2f} |"
               for k in ("fps", "exhaustive")]
     table = "\n".join(lines)

@@ -56,7 +56,7 @@ def rotate_center_crop(img: torch.Tensor, angle: float, size: int) -> torch.Tens
 
 def inner_crop_size(side: int) -> int:
     """Largest square that stays inside an image of `side` under any rotation."""
-    return int(math.floor(side / math.sqrt(2.0)))
+    return math.floor(side / math.sqrt(2.0))
 
 
 class RandomBlur:

@@ -148,7 +148,7 @@ def _init_distributed(device: torch.device) -> tuple[int, torch.device]:
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     return dist.get_rank(), device
 
@@ -159,10 +159,12 @@ def fit(cfg: Config) -> dict:
 
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
-    device = resolve_device(cfg.device)
-    run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
-    (run_dir / "config.json").write_text(config_to_json(cfg))
-    print(config_to_json(cfg))
+    rank, device = _init_distributed(resolve_device(cfg.device))
+    main_process = rank <= 0
+    run_dir = _shared_run_dir(cfg, rank)
+    if main_process:
+        (run_dir / "config.json").write_text(config_to_json(cfg))
+        print(config_to_json(cfg))
     sources = pretraining_sources(cfg.data_name, cfg.data_root, cfg.data_num_train,
                                   cfg.data_source_size, cfg.data_num_classes,
                                   cfg.data_orientation_bias_deg, cfg.seed)
@@ -183,7 +185,6 @@ def fit(cfg: Config) -> dict:
         loss_fn.load_state_dict(ckpt["dino_loss"])
         start = int(ckpt["step"])
         print(f"[fit] resumed from {last} at step {start}")
-    rank, device = _init_distributed(device)
     student, teacher, loss_fn = student.to(device), teacher.to(device), loss_fn.to(device)
     student_forward = None
     if rank >= 0:  # torchrun: gradients all-reduced by DDP, centre by DINOLoss
@@ -194,7 +195,6 @@ def fit(cfg: Config) -> dict:
                                                        cfg.seed + 1_000_003 * max(rank, 0),
                                                        start, cfg.steps),
                         pin_memory=device.type == "cuda")
-    main_process = rank <= 0
     logger = MetricsLogger(run_dir if main_process else run_dir / f"rank{rank}",
                            wandb=cfg.wandb and main_process, config=dataclasses.asdict(cfg))
     metrics: dict[str, float] = {}
@@ -212,7 +212,32 @@ def fit(cfg: Config) -> dict:
             logger.log(step, split="eval", **knn_probe(cfg, teacher.backbone, device))
         if main_process and (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
             _save(last, step + 1, cfg, student, teacher, optimizer, loss_fn)
+    if rank >= 0:  # DDP must have kept the replicas identical
+        _check_replicas(student, "student")
+        _check_replicas(teacher, "teacher")
     if main_process:
         _save(last, max(start, cfg.steps), cfg, student, teacher, optimizer, loss_fn)
     logger.close()
+    if rank >= 0:
+        torch.distributed.barrier()  # no rank exits before the checkpoint is written
     return {**metrics, "step": cfg.steps, "run_dir": str(run_dir)}
+
+
+def _shared_run_dir(cfg: Config, rank: int) -> Path:
+    """The run folder, created by rank 0 and shared with the others under torchrun."""
+    if rank < 0:
+        return make_run_dir(cfg.out_dir, cfg.config_name)
+    box = [str(make_run_dir(cfg.out_dir, cfg.config_name)) if rank == 0 else None]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return Path(box[0])
+
+
+def _check_replicas(module: torch.nn.Module, name: str) -> None:
+    """Raise if this rank's weights differ from rank 0's (a synchronisation bug)."""
+    flat = torch.cat([p.detach().flatten() for p in module.parameters()])
+    ref = flat.clone()
+    torch.distributed.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max().reshape(1)
+    torch.distributed.all_reduce(diff, op=torch.distributed.ReduceOp.MAX)
+    if float(diff) > 1e-6:
+        raise RuntimeError(f"{name} weights differ across ranks (max |diff| {float(diff):.3g})")

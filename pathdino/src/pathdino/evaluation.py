@@ -114,8 +114,8 @@ def wsi_level(cfg: Config, backbone, device, run_dir: Path) -> tuple[dict, dict]
                                    cfg.seed + 11)
     slides = read_slide_labels(root)
     labels = np.array([lab for _, lab, _ in slides])
-    kw = dict(tissue_threshold=cfg.fps_tissue_threshold, output_patch_size=cfg.fps_patch_size,
-              thumbnail_size=cfg.fps_thumbnail_size)
+    kw = {"tissue_threshold": cfg.fps_tissue_threshold,
+          "output_patch_size": cfg.fps_patch_size, "thumbnail_size": cfg.fps_thumbnail_size}
     rng = np.random.default_rng(cfg.seed)
     methods = {"fps": lambda s: fps_select(s, cfg.fps_num_patches, rng=rng, **kw),
                "exhaustive": lambda s: exhaustive_tiles(s, **kw)}

@@ -132,7 +132,7 @@ def _mask_setup(slide: Slide, output_patch_size: int, thumbnail_size: int):
     width0, height0 = slide.level_dimensions[0]
     kernel = max(3, round(30 * max(thumb.shape[:2]) / 1024))  # 30 px at 1024 (official)
     mask = tissue_mask(thumb, kernel=kernel)
-    patch_size = int(round(slide.objective_power / 20.0 * output_patch_size))
+    patch_size = round(slide.objective_power / 20.0 * output_patch_size)
     scale_x, scale_y = width0 / thumb.shape[1], height0 / thumb.shape[0]
     return thumb, mask, patch_size, scale_x, scale_y
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 import numpy as np
 
@@ -152,7 +152,7 @@ class TiffSlide:
     def close(self) -> None:
         self._tif.close()
 
-    def __enter__(self) -> TiffSlide:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
