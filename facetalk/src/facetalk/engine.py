@@ -95,12 +95,14 @@ class _LossModule(torch.nn.Module):
         return loss_terms(self.model, self.scheduler, batch, self.cfg, self.head, None)
 
     def wrap(self, world: int, device: torch.device) -> torch.nn.Module:
-        """DDP under torchrun (the regression baseline never uses the null-audio token)."""
+        """DDP under torchrun. Some parameters can miss a step's graph: the null-audio token in
+        the regression baseline, and wav2vec 2.0 layers skipped by LayerDrop when the encoder
+        is fine-tuned, so unused parameters are allowed."""
         if world == 1:
             return self
         return torch.nn.parallel.DistributedDataParallel(
             self, device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=self.cfg.method != "diffusion")
+            find_unused_parameters=True)
 
 
 def _set_code_stats(model: FaceTalkModel, seqs) -> None:
