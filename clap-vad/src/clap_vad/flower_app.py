@@ -161,7 +161,15 @@ def make_client_app(cfg: Config | None = None) -> ClientApp:
 
 
 class _FailureLog:
-    """Records how many replies of each training round succeeded or failed."""
+    """Records how many replies of each training round succeeded or failed (`round_log`),
+    then aggregates with the strategy it is mixed into."""
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.round_log: dict[int, dict] = {}
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]):
+        return super().aggregate_train(server_round, self._record(server_round, list(replies)))
 
     def _record(self, server_round: int, replies: list[Message]) -> list[Message]:
         ok = [m for m in replies if not m.has_error()]
@@ -179,23 +187,9 @@ class _FailureLog:
 class ClapFedAvg(_FailureLog, FedAvg):
     """FedAvg weighted by snippet counts (the official server's `aggregate`)."""
 
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.round_log: dict[int, dict] = {}
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        return super().aggregate_train(server_round, self._record(server_round, list(replies)))
-
 
 class ClapFedProx(_FailureLog, FedProx):
     """FedProx: FedAvg aggregation, clients add mu/2 ||w - w_global||^2."""
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self.round_log: dict[int, dict] = {}
-
-    def aggregate_train(self, server_round: int, replies: Iterable[Message]):
-        return super().aggregate_train(server_round, self._record(server_round, list(replies)))
 
 
 class ClapScaffold(ClapFedAvg):
