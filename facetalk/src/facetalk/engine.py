@@ -112,7 +112,7 @@ def _set_code_stats(model: FaceTalkModel, seqs) -> None:
 
 
 def _batch(seqs, cfg: Config, step: int, device, part: slice | None = None,
-           noise: bool = True) -> tuple[dict, torch.Generator]:
+           noise: bool = True) -> dict[str, torch.Tensor]:
     """Batch of `step` with its diffusion noise, a pure function of (seed, step): resume is
     exact. The global batch is drawn on every rank and `part` keeps this rank's rows, so N
     processes train on exactly the batches one process would."""
@@ -122,7 +122,7 @@ def _batch(seqs, cfg: Config, step: int, device, part: slice | None = None,
     if noise and cfg.method == "diffusion":
         batch.update(draw_noise(cfg, batch["codes"].shape, gen, "cpu"))
     part = part or slice(None)
-    return {k: v[part].to(device) for k, v in batch.items()}, gen
+    return {k: v[part].to(device) for k, v in batch.items()}
 
 
 def fit(cfg: Config) -> dict:
@@ -150,13 +150,13 @@ def fit(cfg: Config) -> dict:
     train_module = _LossModule(model, scheduler, cfg, head).wrap(sync.world, device)
     logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=KIND) \
         if sync.main else None
-    val_batch, _ = _batch(make_sequences(cfg, "val"), cfg, 0, device, noise=False)
+    val_batch = _batch(make_sequences(cfg, "val"), cfg, 0, device, noise=False)
     record: dict = {}
     bar = trange(start, cfg.steps, desc=f"train {cfg.method}",
                  disable=cfg.steps - start < 2 or not sync.main)
     for step in bar:
         train_module.train()
-        batch, _ = _batch(train_seqs, cfg, step, device, part)
+        batch = _batch(train_seqs, cfg, step, device, part)
         terms = train_module(batch)
         values = sync.mean({k: float(v.detach()) for k, v in terms.items()})
         if not all(math.isfinite(v) for v in values.values()):
