@@ -163,15 +163,20 @@ def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, ru
     """The step loop (Align -> Distill for black-box adip), with resume, model selection and
     SWAD; eval_args = (data, split, eval batch size, device). Returns {"step", "selected",
     "swad", "swad_metrics"}."""
-    data, split = eval_args[0], eval_args[1]
-    start, stage = 0, stage_of(cfg, 0)
+    data, split, _, device = eval_args
+    start, stage, selected, best_align = 0, stage_of(cfg, 0), None, None
     opt = make_optimizer(cfg, model, stage)
-    selected, best_align = None, None
     swad = LossValley(cfg.swad_n_converge, cfg.swad_n_tolerance, cfg.swad_tolerance_ratio) \
         if cfg.swad else None
     last_path = run_dir / "ckpt" / "last.pt"
     if last_path.is_file():  # resume
         start, stage, selected, best_align, opt = _resume(cfg, last_path, model, swad)
+
+    def save(**extra) -> None:  # the loop's current state (read when called)
+        save_checkpoint(last_path, **{
+            "step": done, "stage": stage, "config": dataclasses.asdict(cfg), "meta": meta,
+            "model": model.state_dict(), "optimizer": opt.state_dict(), "selected": selected,
+            "best_align": best_align, "swad": swad.state_dict() if swad else None, **extra})
     n_total, done = total_steps(cfg), start
     for step in (bar := trange(start, n_total, desc=f"{cfg.method}", initial=start,
                                total=n_total)):
@@ -185,8 +190,8 @@ def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, ru
         picks = sample_batch_indices(split.train, cfg.batch_size, step, cfg.seed)
         x, y, _ = collate(data, picks, augment=True)
         rng = np.random.default_rng([cfg.seed, step, 11])
-        terms = train_step(cfg, model, opt, oracle, class_emb, x.to(model_device(model)),
-                           y.to(model_device(model)), stage, rng)
+        terms = train_step(cfg, model, opt, oracle, class_emb, x.to(device), y.to(device),
+                           stage, rng)
         done = step + 1
         if swad is not None and stage != "align":
             swad.accumulate(model, done)
@@ -204,15 +209,15 @@ def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, ru
                 swad.close_segment(ev["val_loss"])
                 if swad.dead:
                     print(f"SWAD: validation loss left the valley at step {done}; stopping")
-        if done % cfg.save_every == 0 or done == n_total or (swad is not None and swad.dead):
-            save_checkpoint(last_path, step=done, stage=stage, config=dataclasses.asdict(cfg),
-                            meta=meta, model=model.state_dict(), optimizer=opt.state_dict(),
-                            selected=selected, best_align=best_align,
-                            swad=swad.state_dict() if swad is not None else None)
-    state = {"step": done, "selected": selected, "swad": swad, "swad_metrics": {}}
-    if swad is not None:
-        state["swad_metrics"] = _finish_swad(cfg, swad, model, data, split, eval_args, last_path)
-    return state
+        if done % cfg.save_every == 0 and done < n_total:
+            save()
+    if swad is None:
+        save()
+        return {"step": done, "selected": selected, "swad": None, "swad_metrics": {}}
+    trained = swad.state_dict()  # the checkpoint keeps the SWAD state as training left it
+    metrics, averaged = _finish_swad(cfg, swad, model, eval_args)
+    save(swad=trained, swad_model=averaged, swad_summary=swad.summary())
+    return {"step": done, "selected": selected, "swad": swad, "swad_metrics": metrics}
 
 
 def _resume(cfg: Config, path: Path, model: Student, swad: LossValley | None):
@@ -227,10 +232,11 @@ def _resume(cfg: Config, path: Path, model: Student, swad: LossValley | None):
     return ckpt["step"], ckpt["stage"], ckpt["selected"], ckpt.get("best_align"), opt
 
 
-def _finish_swad(cfg: Config, swad: LossValley, model: Student, data, split, eval_args,
-                 last_path: Path) -> dict[str, float]:
-    """Average the selected steps, recompute BatchNorm statistics on training batches, evaluate,
-    and store the SWAD model in the checkpoint (eval.py then evaluates it)."""
+def _finish_swad(cfg: Config, swad: LossValley, model: Student, eval_args) -> tuple[dict, dict]:
+    """Average the selected steps, recompute BatchNorm statistics on training batches and
+    evaluate; returns (metrics, state dict of the SWAD model), which the final checkpoint keeps
+    (eval.py then evaluates it)."""
+    data, split = eval_args[0], eval_args[1]
     swad.finalize()
     params = swad.averaged_parameters()
     averaged = copy.deepcopy(model)
@@ -239,21 +245,12 @@ def _finish_swad(cfg: Config, swad: LossValley, model: Student, data, split, eva
                                                       total_steps(cfg) + i, cfg.seed),
                            augment=True)[0] for i in range(cfg.swad_bn_steps))
         averaged = swad_model(averaged, params, batches)
-    metrics = eval_model(averaged, *eval_args)
-    ckpt = load_checkpoint(last_path)
-    ckpt.pop("format_version", None)
-    save_checkpoint(last_path, **{**ckpt, "swad_model": averaged.state_dict(),
-                                  "swad_summary": swad.summary()})
-    return metrics
+    return eval_model(averaged, *eval_args), averaged.state_dict()
 
 
 def _snapshot(step: int, metrics: dict, model: nn.Module) -> dict:
     return {"step": step, "id_acc": metrics["id_acc"], "metrics": metrics,
             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-
-
-def model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def evaluate(ckpt_path: str | Path) -> dict:
