@@ -18,7 +18,7 @@ import torch
 from . import metrics as M
 from .config import parse_config
 from .engine import build_dataset, build_models, fit, load_run
-from .evaluation import quick_quality
+from .evaluation import _real_and_labels, quick_quality
 from .model import GSMConfig, GSMGenerator
 from .render import render_gaussians
 from .runtime import read_metrics, seed_everything
@@ -60,10 +60,9 @@ def real_floor(cfg, data) -> dict[str, float]:
     """FID / KID between two disjoint halves of the real images, each of the evaluation size:
     what a perfect generator would score with this many samples."""
     n = min(cfg.eval_num_images, len(data) // 2)
-    idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    real, _ = _real_and_labels(data, 2 * n)  # the first n are the images quick_quality uses
     extractor = M.feature_extractor(cfg.inception_path)
-    a = extractor(torch.stack([data[int(i)][0] for i in idx[:n]]))
-    b = extractor(torch.stack([data[int(i)][0] for i in idx[n:2 * n]]))
+    a, b = extractor(real[:n]), extractor(real[n:])
     return {"fid": M.fid(a, b), "kid": M.kid(a, b, subset_size=min(100, n))}
 
 
