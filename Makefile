@@ -20,7 +20,7 @@ export TRANSFORMERS_OFFLINE := 1
 export WANDB_MODE ?= offline
 export MPLBACKEND := Agg
 
-.PHONY: help test demo check-standalone clean-all
+.PHONY: help test demo smoke gpu-check check-standalone clean-all
 help:
 	@echo "Targets (slug = one of the subprojects below):"
 	@echo "  make setup-<slug>      create <slug>/.venv with uv, install the subproject editable with [test]"
@@ -28,8 +28,12 @@ help:
 	@echo "  make demo-<slug>       tiny train + eval on built-in data (run folder, metrics, figures)"
 	@echo "  make bench-<slug>      throughput benchmark, printed as ratios against its reference"
 	@echo "  make reproduce-<slug>  the paper's central comparison, small (CPU, <= 15 min)"
+	@echo "  make smoke-<slug>      paper preset at paper sizes: 2 steps, resume 1, eval (slow; CPU or CUDA)"
 	@echo "  make clean-<slug>      remove the subproject's .venv, runs/ and caches"
 	@echo "  make test | make demo  all subprojects, keep going, print a summary, fail if any failed"
+	@echo "  make smoke             smoke-<slug> over all subprojects, with a wall-time / peak-memory table"
+	@echo "  make gpu-check         on a CUDA machine: gpu tests, smoke and GPU bench figures of every"
+	@echo "                         subproject, into gpu-check.json (exits 0 with a note without CUDA)"
 	@echo "  make check-standalone  copy each subproject alone to a temp dir and run its tests there"
 	@echo "Subprojects found: $(SUBPROJECTS)"
 
@@ -66,6 +70,10 @@ reproduce-%: %/.venv/.installed
 	@if [ -f $*/reproduce.py ]; then cd $* && .venv/bin/python reproduce.py; \
 	else echo "$* has no claim check (reproduce.py)"; fi
 
+# SMOKE_ARGS is passed to smoke.py (e.g. SMOKE_ARGS="--device cuda").
+smoke-%: %/.venv/.installed
+	cd $* && .venv/bin/python smoke.py $(SMOKE_ARGS)
+
 clean-%:
 	rm -rf $*/.venv $*/runs $*/.pytest_cache $*/.ruff_cache
 	find $* -name __pycache__ -type d -prune -exec rm -rf {} +
@@ -91,6 +99,20 @@ test:
 
 demo:
 	$(call over_all,demo)
+
+# make smoke: every smoke-<slug>, then one table of the smoke.json files they wrote.
+smoke:
+	@failed=0; start_all=$$(date +%s); \
+	for s in $(SUBPROJECTS); do \
+	  rm -f $$s/runs/smoke/smoke.json; \
+	  $(MAKE) --no-print-directory smoke-$$s || failed=$$((failed+1)); \
+	done; \
+	$(PYTHON) .ci/smoke_table.py $(SUBPROJECTS); \
+	printf 'total %ss, %s of %s failed\n' $$(( $$(date +%s)-start_all )) $$failed $(words $(SUBPROJECTS)); \
+	[ $$failed -eq 0 ]
+
+gpu-check:
+	$(PYTHON) .ci/gpu_check.py $(SUBPROJECTS)
 
 check-standalone: | $(UV)
 	@failed=0; for s in $(SUBPROJECTS); do \
