@@ -49,4 +49,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from ccdae_similarity.runtime import cli
+
+    cli(main)

@@ -1,20 +1,22 @@
 """Train the CC:DAE stand-in components (describers, likelihood models, CLIP-like baseline).
 
-    python train.py --config configs/tiny.toml --out_dir runs/demo [--field value ...]
+    python train.py --config configs/tiny.toml --out_dir runs/demo [--field value ...] [--debug]
+
+A user error (bad key or value, missing data, unreadable checkpoint) prints one line
+`error: ...` and exits with status 2; `--debug` shows the traceback.
 """
 
 from __future__ import annotations
 
-import sys
+from ccdae_similarity.runtime import cli
 
 
 def main(argv: list[str] | None = None) -> dict:
     from ccdae_similarity.config import parse_config
     from ccdae_similarity.engine import fit
 
-    cfg = parse_config(sys.argv[1:] if argv is None else argv)
-    return fit(cfg)
+    return fit(parse_config(argv))
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -6,6 +6,7 @@ Prints each figure beside its reference as a ratio:
 * audio encoding time per second of audio: the small stand-in vs a wav2vec2-base-sized encoder
   (random weights, same compute as the real facebook/wav2vec2-base).
 Model sizes are those of configs/tiny.toml unless --config is given.
+`python bench.py --gpu [--json PATH]`: CUDA figures at the paper preset's sizes (make gpu-check).
 """
 
 from __future__ import annotations
@@ -26,6 +27,70 @@ def _time(fn, repeat: int) -> float:
     return (time.perf_counter() - start) / repeat
 
 
+def gpu_figures(json_path: str = "") -> dict:
+    """CUDA figures at the paper preset's model sizes (random weights, wav2vec2-base-sized
+    encoder): DDIM-50 generated frames/s for 10 samples, train steps/s at the paper batch."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from facetalk.config import parse_config
+    from facetalk.diffusion import make_scheduler
+    from facetalk.engine import generate, loss_terms
+    from facetalk.model import build_model
+
+    if not torch.cuda.is_available():
+        print("no CUDA: GPU figures skipped")
+        return {}
+    dev = torch.device("cuda")
+    cfg = parse_config(["--config", str(ROOT / "configs" / "paper.toml"),
+                        "--audio_encoder_path", "", "--head_name", "procedural"])
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    model.audio_encoder.wav2vec = Wav2Vec2Model(Wav2Vec2Config())  # paper's encoder size
+    model.audio_encoder.proj = torch.nn.Linear(768, cfg.model_dim)
+    model = model.to(dev)
+    frames = cfg.data_clip_frames
+    wave = torch.randn(frames * cfg.data_sample_rate // cfg.data_fps)
+    z_id = torch.zeros(cfg.data_id_dim)
+    model.eval()
+
+    def sync_time(fn, repeat: int) -> float:
+        fn()
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeat):
+            fn()
+        torch.cuda.synchronize()
+        return (time.perf_counter() - start) / repeat
+
+    with torch.no_grad():
+        sec = sync_time(lambda: generate(model, cfg, wave, z_id, frames, cfg.eval_samples), 2)
+    out = {"ddim_frames_per_s_cuda": frames * cfg.eval_samples / sec}
+    model.train()
+    sched = make_scheduler("ddpm", cfg.diff_train_steps, cfg.diff_beta_schedule,
+                           cfg.diff_prediction)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    b = cfg.batch_size
+    batch = {"audio": torch.randn(b, wave.numel(), device=dev),
+             "codes": torch.randn(b, frames, cfg.data_exp_dim, device=dev),
+             "id_code": torch.randn(b, cfg.data_id_dim, device=dev),
+             "speaker": torch.zeros(b, dtype=torch.long, device=dev)}
+
+    def step():
+        loss = loss_terms(model, sched, batch, cfg, None, torch.Generator().manual_seed(0))
+        opt.zero_grad()
+        loss["loss"].backward()
+        opt.step()
+
+    out["train_steps_per_s_cuda"] = 1.0 / sync_time(step, 3)
+    out["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    for k, v in out.items():
+        print(f"{k:32s} {v:12.3f}")
+    if json_path:
+        Path(json_path).write_text(json.dumps(out, indent=2))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     import torch
 
@@ -37,7 +102,10 @@ def main(argv: list[str] | None = None) -> dict:
     from facetalk.head import build_head
     from facetalk.model import build_model
 
-    argv = sys.argv[1:] if argv is None else argv
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--gpu" in argv:
+        json_path = argv[argv.index("--json") + 1] if "--json" in argv else ""
+        return gpu_figures(json_path)
     if "--config" not in argv:
         argv = ["--config", str(ROOT / "configs" / "tiny.toml")] + argv
     cfg = parse_config(argv)
@@ -99,4 +167,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from facetalk.runtime import cli
+
+    cli(main)

@@ -5,10 +5,13 @@ Every function returns a *similarity* (higher = more similar). Shapes: N pairs, 
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from .runtime import DataError, MissingPathError
 
 
 def pixel_similarity(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
@@ -44,7 +47,14 @@ def _lpips_model(weights: str):
         import torchvision
 
         backbone = torchvision.models.alexnet(weights=None)
-        backbone.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        if not Path(weights).is_file():
+            raise MissingPathError(f"lpips_weights={weights!r} not found",
+                                   "a torchvision AlexNet state dict .pth")
+        try:
+            backbone.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        except Exception as err:  # noqa: BLE001 (damaged file or another network's weights)
+            raise DataError(f"lpips_weights={weights!r} is not a torchvision AlexNet state dict",
+                            type(err).__name__) from None
         feats = backbone.features
         for slice_ in (model.net.slice1, model.net.slice2, model.net.slice3, model.net.slice4,
                        model.net.slice5):

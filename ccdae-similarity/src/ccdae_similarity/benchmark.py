@@ -72,3 +72,45 @@ def run_benchmark(cfg: Config, n_pairs: int = 8) -> list[dict]:
                              "value": t / n_pairs, "reference": times[0] / n_pairs,
                              "ratio": t / times[0]})
     return rows
+
+
+def run_gpu_benchmark(cfg: Config, n_pairs: int = 8, train_steps: int = 5) -> dict[str, float]:
+    """CUDA figures at the given (paper) preset: pairs/s of the batched scorer per modality and
+    training steps/s of all components at the preset's batch size. Needs CUDA."""
+    from .engine import train_step
+
+    device = torch.device("cuda")
+    torch.manual_seed(0)
+    system = build_system(cfg).to(device).eval()
+    dv = data.description_vocab(cfg.ccdae_max_complexity)
+    pairs = [(2 * k, 2 * k + 1) for k in range(n_pairs)]
+    opts = ScoreOptions(max_complexity=cfg.ccdae_max_complexity, samples=cfg.ccdae_samples,
+                        seed=cfg.eval_seed)
+    mods = {"image": WorldImageModality(system, _bank(cfg, 2 * n_pairs, "image"), dv,
+                                        cfg.elbo_timesteps, cfg.elbo_weighting),
+            "text": WorldTextModality(system, _bank(cfg, 2 * n_pairs, "text"), dv,
+                                      data.text_vocab())}
+    figures: dict[str, float] = {}
+    for kind, mod in mods.items():
+        torch.cuda.synchronize()
+        _, seconds = _timed(ccdae.score_pairs, pairs, mod, opts)
+        torch.cuda.synchronize()
+        figures[f"{kind}_pairs_per_s_cuda"] = n_pairs / seconds
+    system.train()
+    optimizer = torch.optim.AdamW(system.parameters(), lr=cfg.lr)
+    rng = np.random.default_rng(0)
+    gen = torch.Generator(device=device).manual_seed(0)
+    times = []
+    for _ in range(train_steps + 1):  # the first step warms up kernels and the allocator
+        batch = data.sample_world_batch(rng, cfg.batch_size, cfg.image_size, cfg.world_pixel_noise)
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        loss = sum(train_step(system, batch, cfg, rng, gen).values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    figures["train_steps_per_s_cuda"] = 1.0 / float(np.median(times[1:]))
+    figures["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return figures

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import world
+from .runtime import ConfigError, DataError, MissingPathError
 
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 SPECIALS = (PAD, BOS, EOS, UNK)
@@ -113,18 +114,20 @@ def render_samples(samples: list[world.Sample], image_size: int,
 
 # ----------------------------------------------------------------------------- real benchmarks
 def load_image(path: str | Path, size: int) -> torch.Tensor:
-    """Read an image file as [3, size, size] float in [0, 1]; unreadable files raise ValueError."""
+    """Read an image file as [3, size, size] float in [0, 1]; a missing file is a
+    MissingPathError, an unreadable one a DataError."""
     from PIL import Image
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"image file not found: {path}")
+        raise MissingPathError(f"image file not found: {path}", "README 'Datasets'")
     try:
         with Image.open(path) as im:
             im = im.convert("RGB").resize((size, size), Image.BICUBIC)
             array = np.asarray(im, dtype=np.float32) / 255.0
     except Exception as err:  # PIL raises several types for corrupt files
-        raise ValueError(f"unreadable image file {path}: {err}") from err
+        raise DataError(f"unreadable image file {path}: {type(err).__name__}",
+                        "re-extract the benchmark images") from err
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()  # [3, H, W]
 
 
@@ -137,13 +140,66 @@ class RealPairs:
 
 
 def _read_csv(path: Path, required: tuple[str, ...], delimiter: str = ",") -> list[dict]:
+    """Rows of a csv/tsv with the `required` columns, each holding a value; DataError names the
+    first bad line."""
     if not path.is_file():
-        raise FileNotFoundError(f"expected benchmark file {path} (see README 'Datasets')")
-    with path.open(newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE))
+        raise MissingPathError(f"expected benchmark file {path}", "README 'Datasets'")
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f, delimiter=delimiter, quoting=csv.QUOTE_NONE))
+    except (UnicodeDecodeError, csv.Error) as err:
+        kind = "tsv" if delimiter == "\t" else "csv"
+        raise DataError(f"{path} is not a UTF-8 {kind} file: {type(err).__name__}",
+                        "README 'Datasets'") from err
     if not rows or any(k not in rows[0] for k in required):
-        raise ValueError(f"{path}: expected columns {required}, got {list(rows[0]) if rows else []}")
+        raise DataError(f"{path}: expected columns {list(required)}, "
+                        f"got {list(rows[0]) if rows else 'no rows'}", "README 'Datasets'")
+    for line, row in enumerate(rows, start=2):  # line 1 is the header
+        if any(row.get(k) in (None, "") for k in required):
+            raise DataError(f"{path}:{line}: empty or missing value in columns {list(required)}",
+                            "README 'Datasets'")
     return rows
+
+
+def _scores(path: Path, rows: list[dict], column: str) -> np.ndarray:
+    """The human-score column as floats; DataError names the first non-number's line."""
+    out = np.empty(len(rows))
+    for line, row in enumerate(rows, start=2):
+        try:
+            out[line - 2] = float(row[column])
+        except ValueError:
+            raise DataError(f"{path}:{line}: {column}={row[column]!r} is not a number",
+                            "README 'Datasets'") from None
+        if not np.isfinite(out[line - 2]):
+            raise DataError(f"{path}:{line}: {column}={row[column]!r} is not finite",
+                            "README 'Datasets'")
+    return out
+
+
+def _karpathy_sentences(path: Path) -> dict[int, str]:
+    """sentid -> raw caption from the Karpathy split file."""
+    if not path.is_file():
+        raise MissingPathError(f"expected {path} (Karpathy split json with sentids)",
+                               "README 'Datasets'")
+    try:
+        images = json.loads(path.read_text(encoding="utf-8"))["images"]
+        return {int(s["sentid"]): str(s["raw"]) for im in images for s in im["sentences"]}
+    except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+        raise DataError(f"{path} is not a Karpathy split file ({type(err).__name__}: {err})",
+                        "expected {'images': [{'sentences': [{'sentid', 'raw'}]}]}") from err
+
+
+def _cxc_captions(path: Path, rows: list[dict], sent: dict[int, str]) -> tuple[list, list]:
+    """CxC STS caption ids ('<image>:<sentid>') -> caption texts."""
+    a, b = [], []
+    for line, row in enumerate(rows, start=2):
+        try:
+            a.append(sent[int(row["caption1"].split(":")[-1])])
+            b.append(sent[int(row["caption2"].split(":")[-1])])
+        except (ValueError, KeyError):
+            raise DataError(f"{path}:{line}: caption ids {row['caption1']!r}, {row['caption2']!r} "
+                            "are not sentids of dataset_coco.json", "README 'Datasets'") from None
+    return a, b
 
 
 def load_real_pairs(name: str, root: str | Path, split: str = "test",
@@ -156,36 +212,36 @@ def load_real_pairs(name: str, root: str | Path, split: str = "test",
     pairs_csv: root/pairs.csv with columns a,b,score
     """
     root = Path(root)
+    if not str(root) or not root.is_dir():
+        raise MissingPathError(f"data_root {str(root)!r} is not a folder",
+                               "set --data_root to the benchmark folder, README 'Datasets'")
     if name == "cxc_sis":
-        rows = _read_csv(root / "cxc" / f"sis_{split}.csv", ("image1", "image2", "agg_score"))
+        path = root / "cxc" / f"sis_{split}.csv"
+        rows = _read_csv(path, ("image1", "image2", "agg_score"))
         img = root / "coco" / "val2014"
         a = [str(img / r["image1"]) for r in rows]
         b = [str(img / r["image2"]) for r in rows]
-        out = RealPairs("image", a, b, np.array([float(r["agg_score"]) for r in rows]))
+        out = RealPairs("image", a, b, _scores(path, rows, "agg_score"))
     elif name == "cxc_sts":
-        rows = _read_csv(root / "cxc" / f"sts_{split}.csv", ("caption1", "caption2", "agg_score"))
-        karpathy = root / "coco" / "dataset_coco.json"
-        if not karpathy.is_file():
-            raise FileNotFoundError(f"expected {karpathy} (Karpathy split json with sentids)")
-        sent = {int(s["sentid"]): s["raw"] for im in json.loads(karpathy.read_text())["images"]
-                for s in im["sentences"]}
-        key = lambda v: int(v.split(":")[-1])
-        a = [sent[key(r["caption1"])] for r in rows]
-        b = [sent[key(r["caption2"])] for r in rows]
-        out = RealPairs("text", a, b, np.array([float(r["agg_score"]) for r in rows]))
+        path = root / "cxc" / f"sts_{split}.csv"
+        rows = _read_csv(path, ("caption1", "caption2", "agg_score"))
+        a, b = _cxc_captions(path, rows, _karpathy_sentences(root / "coco" / "dataset_coco.json"))
+        out = RealPairs("text", a, b, _scores(path, rows, "agg_score"))
     elif name == "stsb":
-        rows = _read_csv(root / "STS-B" / f"{'dev' if split == 'val' else split}.tsv",
-                         ("sentence1", "sentence2", "score"), delimiter="\t")
+        path = root / "STS-B" / f"{'dev' if split == 'val' else split}.tsv"
+        rows = _read_csv(path, ("sentence1", "sentence2", "score"), delimiter="\t")
         out = RealPairs("text", [r["sentence1"] for r in rows], [r["sentence2"] for r in rows],
-                        np.array([float(r["score"]) for r in rows]))
+                        _scores(path, rows, "score"))
     elif name == "pairs_csv":
-        rows = _read_csv(root / "pairs.csv", ("a", "b", "score"))
+        path = root / "pairs.csv"
+        rows = _read_csv(path, ("a", "b", "score"))
         is_image = rows[0]["a"].lower().endswith(IMAGE_SUFFIXES)
         fix = (lambda v: str(root / v)) if is_image else (lambda v: v)
         out = RealPairs("image" if is_image else "text", [fix(r["a"]) for r in rows],
-                        [fix(r["b"]) for r in rows], np.array([float(r["score"]) for r in rows]))
+                        [fix(r["b"]) for r in rows], _scores(path, rows, "score"))
     else:
-        raise ValueError(f"unknown benchmark {name!r}; expected cxc_sis, cxc_sts, stsb, pairs_csv")
+        raise ConfigError(f"unknown benchmark {name!r}",
+                          "bench_name: world, cxc_sis, cxc_sts, stsb, pairs_csv")
     if max_pairs:
         out = RealPairs(out.modality, out.a[:max_pairs], out.b[:max_pairs], out.score[:max_pairs])
     return out

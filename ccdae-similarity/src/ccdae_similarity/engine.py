@@ -18,11 +18,15 @@ from .config import Config, config_from_dict, config_to_json
 from .losses import info_nce
 from .model import CCDAESystem, SystemSpec
 from .runtime import (
+    CheckpointError,
+    ConfigError,
     MetricsLogger,
     check_finite,
+    cuda_memory_record,
     load_checkpoint,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
     save_checkpoint,
     seed_everything,
     set_determinism,
@@ -99,11 +103,12 @@ def fit(cfg: Config) -> dict:
     optimizer = torch.optim.AdamW(system.parameters(), lr=cfg.lr, weight_decay=0.0)
     start = 0
     last = run_dir / "ckpt" / "last.pt"
-    if last.is_file():
-        ckpt = load_system_checkpoint(last, system)
+    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt (warns), else None
+    if ckpt is not None:
+        _load_weights(ckpt, system, last)
         optimizer.load_state_dict(ckpt["optimizer"])
         start = int(ckpt["step"])
-        print(f"resumed from {last} at step {start}")
+        print(f"resumed from {last.parent} at step {start}")
     logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), "ccdae-similarity")
     metrics: dict[str, float] = {}
     bar = trange(start, cfg.steps, desc="train", disable=cfg.steps - start < 2)
@@ -121,7 +126,8 @@ def fit(cfg: Config) -> dict:
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(system.parameters(), cfg.grad_clip)
         optimizer.step()
-        metrics = {k: float(v) for k, v in losses.items()} | {"loss": float(total)}
+        metrics = ({k: float(v) for k, v in losses.items()} | {"loss": float(total)}
+                   | cuda_memory_record(device))
         if (step + 1) % cfg.log_every == 0 or step == start or step + 1 == cfg.steps:
             logger.log(step + 1, "train", progress=bar, **metrics)
         if (step + 1) % cfg.save_every == 0 and step + 1 < cfg.steps:
@@ -136,17 +142,31 @@ def _save(path: Path, system: CCDAESystem, optimizer, cfg: Config, step: int) ->
                     model=system.state_dict(), optimizer=optimizer.state_dict())
 
 
+def _load_weights(ckpt: dict, system: CCDAESystem, path: str | Path) -> None:
+    """Strict load; a checkpoint of another architecture or config is a CheckpointError."""
+    if ckpt.get("arch") != ARCH:
+        raise CheckpointError(f"{path}: architecture {ckpt.get('arch')!r} is not {ARCH!r}",
+                              "a checkpoint of another model")
+    try:
+        system.load_state_dict(ckpt["model"], strict=True)
+    except (RuntimeError, KeyError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: weights do not fit this architecture/config",
+                              f"checkpoint of another config? {first[:200]}") from err
+
+
 def load_system_checkpoint(path: str | Path, system: CCDAESystem | None = None):
     """Load a checkpoint; rebuild the system from its config when none is given (strict)."""
     ckpt = load_checkpoint(path)
     if ckpt.get("arch") != ARCH:
-        raise ValueError(f"{path}: architecture {ckpt.get('arch')!r} is not {ARCH!r}")
+        _load_weights(ckpt, system, path)  # raises the architecture error
     if system is None:
-        system = build_system(config_from_dict(ckpt["config"], where=str(path)))
-    try:
-        system.load_state_dict(ckpt["model"], strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{path}: weights do not fit this architecture/config: {err}") from err
+        try:
+            system = build_system(config_from_dict(ckpt["config"], where=str(path)))
+        except (ConfigError, KeyError, TypeError) as err:
+            raise CheckpointError(f"{path}: its config does not describe a model",
+                                  str(err)[:200]) from err
+    _load_weights(ckpt, system, path)
     ckpt["system"] = system
     return ckpt
 
@@ -170,7 +190,7 @@ def evaluate(ckpt_path: str | Path, overrides: dict | None = None) -> dict:
     if cfg.bench_name == "world":
         for kind in cfg.eval_modalities:
             if kind not in ("image", "text"):
-                raise ValueError(f"eval_modalities: {kind!r} is not 'image' or 'text'")
+                raise ConfigError(f"eval_modalities: {kind!r} is not 'image' or 'text'")
             res = evaluation.world_benchmark(system, cfg, kind)
             (out_dir / f"world_{kind}.json").write_text(json.dumps(res, indent=2))
             plots.plot_curves(res, out_dir / f"curves_{kind}.png")

@@ -18,6 +18,7 @@ from .ccdae import PairScore, ScoreOptions, score_pairs
 from .config import Config
 from .modalities import WorldImageModality, WorldTextModality
 from .model import CCDAESystem
+from .runtime import ConfigError
 
 
 def score_options(cfg: Config, likelihood: str | None = None) -> ScoreOptions:
@@ -38,7 +39,8 @@ def build_modality(system: CCDAESystem, cfg: Config, kind: str, bank):
         return HFTextModality(cfg.pretrained_lm, bank, device)
     if kind == "image" and (cfg.pretrained_captioner or cfg.pretrained_t2i):
         if not (cfg.pretrained_captioner and cfg.pretrained_t2i):
-            raise ValueError("pretrained images need both pretrained_captioner and pretrained_t2i")
+            raise ConfigError("pretrained images need both pretrained_captioner and pretrained_t2i",
+                              "README 'Pretrained weights'")
         from .pretrained import HFImageModality
 
         return HFImageModality(cfg.pretrained_captioner, cfg.pretrained_t2i, bank, device,

@@ -11,11 +11,15 @@ Nothing is downloaded: both need local folders (HF_HUB_OFFLINE=1).
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from . import diffusion
 from .modalities import content_seed
+from .runtime import DataError, MissingPathError
 
 DESCRIBE_PROMPT = "Text: {x}\nDescribe the text above in at most {c} words:"
 CONDITION_PROMPT = "Description: {h}\nText:"
@@ -23,6 +27,25 @@ CONDITION_PROMPT = "Description: {h}\nText:"
 
 def _words(text: str, budget: int) -> tuple[str, ...]:
     return tuple(text.replace("\n", " ").split()[:budget])
+
+
+def _folder(path: str, key: str) -> str:
+    """A pretrained-model folder the config names: MissingPathError when it is absent."""
+    if not Path(path).is_dir():
+        raise MissingPathError(f"{key}={path!r} is not a folder",
+                               "README 'Pretrained weights': a local Hugging Face folder")
+    return path
+
+
+@contextmanager
+def _loading(key: str, path: str):
+    """Turn a failed from_pretrained (missing config.json, wrong model type) into a UserError."""
+    try:
+        yield
+    except (OSError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise DataError(f"{key}={path!r} cannot be loaded: {type(err).__name__} {first}",
+                        "README 'Pretrained weights'") from err
 
 
 class HFTextModality:
@@ -34,8 +57,9 @@ class HFTextModality:
         for t in texts:
             if not t.strip():
                 raise ValueError("empty text sample: every text must hold at least one word")
-        self.tok = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
+        with _loading("pretrained_lm", _folder(path, "pretrained_lm")):
+            self.tok = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForCausalLM.from_pretrained(path).to(device).eval()
         self.texts, self.device = list(texts), torch.device(device)
         self.pad_id = self.tok.pad_token_id if self.tok.pad_token_id is not None else (
             self.tok.eos_token_id or 0)
@@ -91,9 +115,11 @@ class HFImageModality:
         from diffusers import StableDiffusionPipeline
 
         auto = getattr(transformers, "AutoModelForImageTextToText", None) or transformers.AutoModelForVision2Seq
-        self.processor = transformers.AutoProcessor.from_pretrained(captioner)
-        self.captioner = auto.from_pretrained(captioner).to(device).eval()
-        pipe = StableDiffusionPipeline.from_pretrained(t2i, safety_checker=None)
+        with _loading("pretrained_captioner", _folder(captioner, "pretrained_captioner")):
+            self.processor = transformers.AutoProcessor.from_pretrained(captioner)
+            self.captioner = auto.from_pretrained(captioner).to(device).eval()
+        with _loading("pretrained_t2i", _folder(t2i, "pretrained_t2i")):
+            pipe = StableDiffusionPipeline.from_pretrained(t2i, safety_checker=None)
         self.vae, self.unet = pipe.vae.to(device).eval(), pipe.unet.to(device).eval()
         self.text_encoder, self.tokenizer = pipe.text_encoder.to(device).eval(), pipe.tokenizer
         self.alpha_bar = pipe.scheduler.alphas_cumprod.float().to(device)

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .runtime import DataError, MissingPathError
+
 LOG = logging.getLogger("facetalk.audio")
 MIN_FRAMES = 2  # a clip shorter than two motion frames carries no motion to learn or score
 
@@ -54,7 +56,7 @@ def prepare_waveform(wave: np.ndarray, sample_rate: int, target_rate: int, fps: 
         LOG.warning("%s: %d channels averaged to mono", name, wave.shape[channel_axis])
         wave = wave.mean(axis=channel_axis)
     if wave.ndim != 1:
-        raise ValueError(f"{name}: expected a 1-D or 2-D waveform, got shape {wave.shape}")
+        raise DataError(f"{name}: expected a 1-D or 2-D waveform, got shape {wave.shape}")
     if sample_rate != target_rate:
         from scipy.signal import resample_poly
 
@@ -63,10 +65,10 @@ def prepare_waveform(wave: np.ndarray, sample_rate: int, target_rate: int, fps: 
         wave = resample_poly(wave, ratio.numerator, ratio.denominator).astype(np.float32)
     frames = num_frames(len(wave), target_rate, fps)
     if frames < MIN_FRAMES:
-        raise ValueError(f"{name}: clip too short ({len(wave)} samples = {frames} frames at "
+        raise DataError(f"{name}: clip too short ({len(wave)} samples = {frames} frames at "
                          f"{fps} fps; need >= {MIN_FRAMES})")
     if not np.all(np.isfinite(wave)):
-        raise ValueError(f"{name}: waveform has NaN/inf samples")
+        raise DataError(f"{name}: waveform has NaN/inf samples")
     return wave
 
 
@@ -76,8 +78,12 @@ def load_wav(path: str | Path, target_rate: int, fps: int) -> np.ndarray:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"audio file not found: {path}")
-    rate, wave = wavfile.read(path)
+        raise MissingPathError(f"audio file not found: {path}", "README 'Data layout'")
+    try:
+        rate, wave = wavfile.read(path)
+    except (ValueError, EOFError, OSError) as err:  # scipy's errors for damaged .wav files
+        raise DataError(f"{path} is not a readable .wav file ({type(err).__name__}: "
+                        f"{str(err)[:120]})", "PCM or float WAV, README 'Data layout'") from err
     return prepare_waveform(wave, rate, target_rate, fps, name=str(path))
 
 
@@ -135,9 +141,15 @@ class AudioEncoder(nn.Module):
 
         if pretrained_path:
             if not Path(pretrained_path).is_dir():
-                raise FileNotFoundError(f"audio_encoder_path {pretrained_path!r} is not a folder "
-                                        "holding a Wav2Vec2Model (config.json + weights)")
-            self.wav2vec = Wav2Vec2Model.from_pretrained(pretrained_path, local_files_only=True)
+                raise MissingPathError(f"audio_encoder_path {pretrained_path!r} is not a folder",
+                                       "a Wav2Vec2Model folder: config.json + weights")
+            try:
+                self.wav2vec = Wav2Vec2Model.from_pretrained(pretrained_path,
+                                                             local_files_only=True)
+            except (OSError, ValueError) as err:
+                raise DataError(f"audio_encoder_path {pretrained_path!r} holds no loadable "
+                                f"Wav2Vec2Model ({type(err).__name__})",
+                                "config.json + weights, README 'Pretrained parts'") from err
         else:
             self.wav2vec = Wav2Vec2Model(small_wav2vec2_config(hidden, layers))
         self.wav2vec.freeze_feature_encoder()

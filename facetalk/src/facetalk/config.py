@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 import tomllib
 
+from .runtime import ConfigError, MissingPathError
+
 Method = Literal["diffusion", "regression"]
 DataName = Literal["synthetic", "nphm_talk"]
 Sampler = Literal["ddim", "ddpm"]
@@ -98,29 +100,29 @@ def _coerce(name: str, value: Any, typ: Any) -> Any:
     if origin is Literal:
         choices = typing.get_args(typ)
         if value not in choices:
-            raise ValueError(f"{name}={value!r}: expected one of {choices}")
+            raise ConfigError(f"{name}={value!r}: expected one of {choices}")
         return value
     if origin is tuple:
         (item_type, _) = typing.get_args(typ)
         items = value.split(",") if isinstance(value, str) else value
         if not isinstance(items, (list, tuple)):
-            raise ValueError(f"{name}={value!r}: expected a list")
+            raise ConfigError(f"{name}={value!r}: expected a list")
         return tuple(_coerce(name, v, item_type) for v in items)
     if typ is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in {"true", "1", "false", "0"}:
             return value.lower() in {"true", "1"}
-        raise ValueError(f"{name}={value!r}: expected true/false/1/0")
+        raise ConfigError(f"{name}={value!r}: expected true/false/1/0")
     if typ is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str) and typ is not str:
         try:
             return typ(value)
         except ValueError as err:
-            raise ValueError(f"{name}={value!r}: expected {typ.__name__}") from err
+            raise ConfigError(f"{name}={value!r}: expected {typ.__name__}") from err
     if not isinstance(value, typ) or isinstance(value, bool) and typ is not bool:
-        raise ValueError(f"{name}={value!r}: expected {typ.__name__}")
+        raise ConfigError(f"{name}={value!r}: expected {typ.__name__}")
     return value
 
 
@@ -128,7 +130,7 @@ def _check_keys(keys: list[str], where: str) -> None:
     valid = _field_types()
     unknown = [k for k in keys if k not in valid]
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown} in {where}; valid keys: {sorted(valid)}")
+        raise ConfigError(f"unknown config key(s) {unknown} in {where}; valid keys: {sorted(valid)}")
 
 
 def config_from_dict(values: dict[str, Any], where: str = "dict") -> Config:
@@ -142,9 +144,12 @@ def load_config(path: str | Path) -> Config:
     """Read a TOML preset; its file stem is the default config_name."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    with path.open("rb") as f:
-        values = tomllib.load(f)
+        raise MissingPathError(f"config file not found: {path}", "see configs/*.toml")
+    try:
+        with path.open("rb") as f:
+            values = tomllib.load(f)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}", "TOML syntax") from err
     values.setdefault("config_name", path.stem)
     return config_from_dict(values, where=str(path))
 
@@ -156,15 +161,15 @@ def parse_config(argv: list[str] | None = None) -> Config:
     if "--config" in argv:
         i = argv.index("--config")
         if i + 1 >= len(argv):
-            raise ValueError("--config needs a path")
+            raise ConfigError("--config needs a path")
         values = dataclasses.asdict(load_config(argv[i + 1]))
         del argv[i : i + 2]
     if len(argv) % 2:
-        raise ValueError(f"expected --field value pairs, got {argv}")
+        raise ConfigError(f"expected --field value pairs, got {argv}")
     overrides = {}
     for flag, value in zip(argv[::2], argv[1::2]):
         if not flag.startswith("--"):
-            raise ValueError(f"expected --field, got {flag!r}")
+            raise ConfigError(f"expected --field, got {flag!r}")
         overrides[flag[2:].replace("-", "_")] = value
     _check_keys(list(overrides), "command line")
     return config_from_dict({**values, **overrides}, where="command line")

@@ -24,6 +24,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from .audio import load_wav, num_frames
 from .head import BLINK, BROW, JAW, LIP_ROUND, LIP_STRETCH, NUM_NAMED, UPPER_LIP
+from .runtime import ConfigError, DataError, MissingPathError
 
 # vowel: (F1 Hz, F2 Hz, jaw openness, lip spread, lip rounding)
 VOWELS = {
@@ -138,30 +139,51 @@ def synthetic_sequences(num: int, num_speakers: int, seconds: float, sr: int, fp
                                sr, fps, exp_dim, seed) for i in range(num)]
 
 
-NPHM_TREE = """<data_root>/
-  <subject>/identity.npy                 # [I] NPHM identity code
-  <subject>/<sequence>/audio.wav          # speech (any rate/channels; resampled to mono 16 kHz)
-  <subject>/<sequence>/expression_codes.npy   # [T, E] per-frame NPHM expression codes at fps
-  splits/{train,val,test}.txt             # optional: one "<subject>/<sequence>" per line"""
+TREE_HINT = "expected <data_root>/<subject>/identity.npy and <subject>/<sequence>/{audio.wav, " \
+            "expression_codes.npy}, README 'Data layout'"
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    """A numeric .npy array as float32, finite; DataError for damaged or non-numeric files."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError, MemoryError) as err:  # damaged header or data
+        raise DataError(f"{path} is not a readable .npy array ({type(err).__name__})",
+                        TREE_HINT) from err
+    if not np.issubdtype(array.dtype, np.number):
+        raise DataError(f"{path} holds {array.dtype} values, not numbers", TREE_HINT)
+    array = array.astype(np.float32)
+    if not np.all(np.isfinite(array)):
+        raise DataError(f"{path} holds NaN or infinite values", TREE_HINT)
+    return array
 
 
 def load_nphm_talk(root: str | Path, split: str, sr: int, fps: int, exp_dim: int,
                    id_dim: int) -> list[Sequence]:
-    """Read the paper's layout (audio + per-frame NPHM expression codes + identity codes)."""
+    """Read the paper's layout (audio + per-frame NPHM expression codes + identity codes):
+
+        <data_root>/<subject>/identity.npy              # [I] NPHM identity code
+        <data_root>/<subject>/<sequence>/audio.wav      # speech, resampled to mono 16 kHz
+        <data_root>/<subject>/<sequence>/expression_codes.npy  # [T, E] codes at fps
+        <data_root>/splits/{train,val,test}.txt         # optional "<subject>/<sequence>" lines
+    """
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"data_root {root} not found; expected:\n{NPHM_TREE}")
+        raise MissingPathError(f"data_root {str(root)!r} is not a folder", TREE_HINT)
     split_file = root / "splits" / f"{split}.txt"
     if split_file.is_file():
-        names = [ln.strip() for ln in split_file.read_text().splitlines() if ln.strip()]
+        try:
+            names = [ln.strip() for ln in split_file.read_text(encoding="utf-8").splitlines()
+                     if ln.strip()]
+        except UnicodeDecodeError as err:
+            raise DataError(f"{split_file} is not UTF-8 text", TREE_HINT) from err
     else:
         names = sorted(str(p.parent.relative_to(root)) for p in root.glob("*/*/audio.wav"))
         cut = max(1, len(names) // 10)  # no split files: the last 10% are held out
         if len(names) > 1:
             names = names[:-cut] if split == "train" else names[-cut:]
     if not names:
-        raise FileNotFoundError(f"no sequences for split {split!r} under {root}; expected:\n"
-                                f"{NPHM_TREE}")
+        raise DataError(f"no sequences for split {split!r} under {root}", TREE_HINT)
     subjects = sorted({n.split("/")[0] for n in names})
     out = []
     for name in names:
@@ -169,19 +191,19 @@ def load_nphm_talk(root: str | Path, split: str, sr: int, fps: int, exp_dim: int
         seq_dir, id_file = root / name, root / subject / "identity.npy"
         for p in (seq_dir / "audio.wav", seq_dir / "expression_codes.npy", id_file):
             if not p.is_file():
-                raise FileNotFoundError(f"missing {p}; expected:\n{NPHM_TREE}")
-        codes = np.load(seq_dir / "expression_codes.npy").astype(np.float32)
-        id_code = np.load(id_file).astype(np.float32).reshape(-1)
+                raise MissingPathError(f"missing {p}", TREE_HINT)
+        codes = _load_npy(seq_dir / "expression_codes.npy")
+        id_code = _load_npy(id_file).reshape(-1)
         if codes.ndim != 2 or codes.shape[1] != exp_dim:
-            raise ValueError(f"{seq_dir}/expression_codes.npy has shape {codes.shape}; the model "
+            raise DataError(f"{seq_dir}/expression_codes.npy has shape {codes.shape}; the model "
                              f"expects [T, {exp_dim}] (set data_exp_dim)")
         if id_code.shape[0] != id_dim:
-            raise ValueError(f"{id_file} has {id_code.shape[0]} values; the model expects "
+            raise DataError(f"{id_file} has {id_code.shape[0]} values; the model expects "
                              f"{id_dim} (set data_id_dim)")
         wave = load_wav(seq_dir / "audio.wav", sr, fps)
         frames = min(num_frames(len(wave), sr, fps), len(codes))
         if abs(num_frames(len(wave), sr, fps) - len(codes)) > 2:
-            raise ValueError(f"{name}: audio spans {num_frames(len(wave), sr, fps)} frames at "
+            raise DataError(f"{name}: audio spans {num_frames(len(wave), sr, fps)} frames at "
                              f"{fps} fps but there are {len(codes)} code frames")
         out.append(Sequence(wave[: frames * sr // fps], codes[:frames], id_code,
                             subjects.index(subject), name))
@@ -209,14 +231,15 @@ def sample_batch(seqs: list[Sequence], batch_size: int, clip_frames: int, sr: in
     """
     spf = sr // fps
     if sr % fps:
-        raise ValueError(f"sample rate {sr} must be a multiple of fps {fps}")
+        raise ConfigError(f"data_sample_rate {sr} must be a multiple of data_fps {fps}")
     pick = torch.randint(len(seqs), (batch_size,), generator=generator).tolist()
     audio, codes = [], []
     for i in pick:
         seq = seqs[i]
         frames = min(len(seq.codes), len(seq.audio) // spf)
         if frames < clip_frames:
-            raise ValueError(f"{seq.name}: {frames} frames < data_clip_frames={clip_frames}")
+            raise DataError(f"{seq.name}: {frames} frames < data_clip_frames={clip_frames}",
+                            "use longer sequences or a smaller data_clip_frames")
         start = int(torch.randint(frames - clip_frames + 1, (1,), generator=generator))
         codes.append(torch.from_numpy(seq.codes[start: start + clip_frames]))
         audio.append(torch.from_numpy(seq.audio[start * spf: (start + clip_frames) * spf]))

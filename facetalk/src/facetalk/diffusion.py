@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
+from .runtime import ConfigError
+
 
 def make_scheduler(kind: str, train_steps: int, beta_schedule: str, prediction: str):
     """A diffusers scheduler: kind in {"ddpm", "ddim"} (DDPM is also the training scheduler)."""
@@ -24,7 +26,7 @@ def make_scheduler(kind: str, train_steps: int, beta_schedule: str, prediction: 
         return DDPMScheduler(**common, variance_type="fixed_small")
     if kind == "ddim":
         return DDIMScheduler(**common, set_alpha_to_one=True)
-    raise ValueError(f"unknown sampler {kind!r}; expected 'ddpm' or 'ddim'")
+    raise ConfigError(f"unknown sampler {kind!r}", "expected 'ddpm' or 'ddim'")
 
 
 def q_sample(scheduler, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .runtime import resolve_device
+from .runtime import ConfigError, resolve_device
 
 
 @dataclass
@@ -29,8 +29,8 @@ class Dist:
     def part(self, batch_size: int) -> slice:
         """This rank's rows of a global batch of `batch_size`."""
         if batch_size % self.world:
-            raise ValueError(f"batch_size={batch_size} (the global batch) must be divisible by "
-                             f"the number of torchrun processes ({self.world})")
+            raise ConfigError(f"batch_size={batch_size} (the global batch) must be divisible by "
+                              f"the number of torchrun processes ({self.world})")
         per = batch_size // self.world
         return slice(self.rank * per, (self.rank + 1) * per)
 
@@ -69,9 +69,14 @@ def init_distributed(device_name: str) -> Dist:
         return Dist(0, 1, resolve_device(device_name))
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+        # DIST_BACKEND overrides the choice: NCCL refuses two ranks on one GPU, so a one-GPU
+        # check of the torchrun path runs gloo with CUDA tensors.
+        backend = os.environ.get("DIST_BACKEND") or ("nccl" if use_cuda else "gloo")
+        torch.distributed.init_process_group(backend)
     device = torch.device("cpu")
     if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        # ranks share the GPUs round-robin (a one-GPU check runs two ranks on cuda:0)
+        local = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
+        device = torch.device("cuda", local)
         torch.cuda.set_device(device)
     return Dist(torch.distributed.get_rank(), world, device)

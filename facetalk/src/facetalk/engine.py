@@ -24,9 +24,15 @@ from .head import build_head, mouth_opening
 from .losses import lip_vertex_loss, reconstruction_loss, velocity_loss
 from .model import FaceTalkModel, build_model
 from .runtime import (
+    CheckpointError,
+    ConfigError,
     MetricsLogger,
+    UserError,
+    cuda_memory_record,
     load_checkpoint,
     make_run_dir,
+    resolve_device,
+    resume_checkpoint,
     save_checkpoint,
     seed_everything,
     set_determinism,
@@ -169,7 +175,8 @@ def fit(cfg: Config) -> dict:
         lr_sched.step()
         done = step + 1
         if logger and (done % cfg.log_every == 0 or done == cfg.steps):
-            logger.log(done, "train", progress=bar, lr=lr_sched.get_last_lr()[0], **values)
+            logger.log(done, "train", progress=bar, lr=lr_sched.get_last_lr()[0], **values,
+                       **cuda_memory_record(device))
             record = {f"train_{k}": v for k, v in values.items()}
         if logger and ((cfg.eval_every and done % cfg.eval_every == 0) or done == cfg.steps):
             record.update(val_loss(model, scheduler, val_batch, cfg, head, logger, done))
@@ -191,12 +198,13 @@ def _optimizer(cfg: Config, model: FaceTalkModel, last: Path):
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, cfg.lr_warmup))
     start = 0
-    if last.is_file():
-        ckpt = _load_into(model, last)
+    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt (warns), else None
+    if ckpt is not None:
+        _load_weights(model, ckpt, last)
         optimizer.load_state_dict(ckpt["optimizer"])
         lr_sched.load_state_dict(ckpt["lr_scheduler"])
         start = int(ckpt["step"])
-        print(f"resumed from {last} at step {start}")
+        print(f"resumed from {last.parent} at step {start}")
     return params, optimizer, lr_sched, start
 
 
@@ -216,24 +224,37 @@ def _save(path, model, optimizer, lr_sched, cfg, step) -> None:
                     lr_scheduler=lr_sched.state_dict())
 
 
-def _load_into(model: torch.nn.Module, path) -> dict:
-    ckpt = load_checkpoint(path)
+def _load_weights(model: torch.nn.Module, ckpt: dict, path) -> None:
+    """Strict load; a checkpoint of another subproject or config is a CheckpointError."""
     if ckpt.get("kind") != KIND:
-        raise ValueError(f"{path} is not a {KIND} checkpoint (kind={ckpt.get('kind')!r})")
+        raise CheckpointError(f"{path} is not a {KIND} checkpoint (kind={ckpt.get('kind')!r})",
+                              "pass <run>/ckpt/last.pt of a facetalk run")
     try:
         model.load_state_dict(ckpt["model"], strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{path} was written by a different architecture than this config "
-                         f"builds:\n{err}") from err
+    except (RuntimeError, KeyError, TypeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise CheckpointError(f"{path} was written by a different architecture than this "
+                              "config builds", f"checkpoint of another config? {first}") from err
+
+
+def _load_into(model: torch.nn.Module, path) -> dict:
+    ckpt = load_checkpoint(path)
+    _load_weights(model, ckpt, path)
     return ckpt
 
 
 def load_model(ckpt_path: str | Path, device="cpu") -> tuple[FaceTalkModel, Config]:
     """Rebuild the model from the checkpoint's own config and load its weights (strict)."""
     ckpt = load_checkpoint(ckpt_path)
-    cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    if ckpt.get("kind") != KIND:
+        _load_weights(torch.nn.Module(), ckpt, ckpt_path)  # raises the kind error
+    try:
+        cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    except (ConfigError, KeyError, TypeError) as err:
+        raise CheckpointError(f"{ckpt_path}: its config does not describe a model",
+                              str(err)[:200]) from err
     model = build_model(cfg)
-    _load_into(model, ckpt_path)
+    _load_weights(model, ckpt, ckpt_path)
     return model.to(device).eval(), cfg
 
 
@@ -261,14 +282,19 @@ def generate(model: FaceTalkModel, cfg: Config, wave: torch.Tensor, id_code: tor
 
 @torch.no_grad()
 def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None, split: str = "test",
-             figures: bool = True) -> dict:
-    """Sample K motions per held-out clip, decode meshes, score LVE/FDD/diversity/lip-sync."""
-    model, cfg = load_model(ckpt_path)
+             figures: bool = True, device: str = "cpu") -> dict:
+    """Sample K motions per held-out clip (on `device`), decode meshes (CPU), score
+    LVE/FDD/diversity/lip-sync."""
+    model, cfg = load_model(ckpt_path, resolve_device(device))
     head = build_head(cfg.head_name, cfg.data_id_dim, cfg.data_exp_dim, cfg.head_resolution,
                       cfg.head_path)
     seqs = make_sequences(cfg, split)
     out_dir = Path(out_dir) if out_dir else Path(ckpt_path).resolve().parent.parent / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write the evaluation folder {out_dir}: {err.strerror or err}",
+                        "pass --out_dir") from err
     rows, first = [], None
     for i, seq in enumerate(seqs):
         # clips are scored over the training window length (the denoiser's positions and
@@ -277,7 +303,7 @@ def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None, split: st
         spf = cfg.data_sample_rate // cfg.data_fps
         gt_codes, id_code = torch.from_numpy(seq.codes[:frames]), torch.from_numpy(seq.id_code)
         wave = torch.from_numpy(seq.audio[: frames * spf])
-        codes = generate(model, cfg, wave, id_code, frames, cfg.eval_samples, seed=i)
+        codes = generate(model, cfg, wave, id_code, frames, cfg.eval_samples, seed=i).cpu()
         verts = head(codes, id_code[None].expand(len(codes), -1))  # [K, T, V, 3]
         gt_v = head(gt_codes[None], id_code[None])[0]  # [T, V, 3]
         neutral = head.neutral(id_code[None])[0]

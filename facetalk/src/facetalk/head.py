@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .runtime import ConfigError, DataError, MissingPathError
+
 # Named expression components of the procedural head (the rest are smooth random bases).
 JAW, LIP_STRETCH, LIP_ROUND, UPPER_LIP, BROW, BLINK = range(6)
 MOUTH_Y = -0.42  # mouth height on the unit-sphere template (before anisotropic scaling)
@@ -69,7 +71,7 @@ class ProceduralHead(nn.Module):
     def __init__(self, id_dim: int, exp_dim: int, rings: int = 24, seed: int = 0) -> None:
         super().__init__()
         if exp_dim < NUM_NAMED:
-            raise ValueError(f"procedural head needs exp_dim >= {NUM_NAMED}, got {exp_dim}")
+            raise ConfigError(f"procedural head needs data_exp_dim >= {NUM_NAMED}, got {exp_dim}")
         unit, faces = _uv_sphere(rings)
         rng = np.random.default_rng(seed)
         scale = np.array([0.8, 1.05, 0.9], dtype=np.float32)
@@ -161,14 +163,18 @@ class NPHMHead(nn.Module):
         need = [root / "deformer.pt", root / "neutral.npz"]
         missing = [str(p) for p in need if not p.is_file()]
         if missing:
-            raise FileNotFoundError(f"NPHM head needs {missing}; expected tree:\n"
-                                    f"{root}/deformer.pt\n{root}/neutral.npz (see README)")
-        self.deformer = torch.jit.load(str(need[0]), map_location="cpu")
-        data = np.load(need[1])
+            raise MissingPathError(f"NPHM head needs {missing}",
+                                   "head_path holds deformer.pt and neutral.npz, README")
+        try:
+            self.deformer = torch.jit.load(str(need[0]), map_location="cpu")
+            data = np.load(need[1], allow_pickle=False)
+        except (RuntimeError, ValueError, OSError, EOFError) as err:
+            raise DataError(f"NPHM head files in {root} cannot be read ({type(err).__name__})",
+                            "deformer.pt: TorchScript; neutral.npz: numpy arrays") from err
         keys = ["vertices", "faces", "lip_indices", "upper_indices", "mouth_pair"]
         absent = [k for k in keys if k not in data]
         if absent:
-            raise ValueError(f"{need[1]} lacks arrays {absent}; needs {keys}")
+            raise DataError(f"{need[1]} lacks arrays {absent}", f"needs {keys}")
         self.register_buffer("template_vertices", torch.from_numpy(data["vertices"]).float())
         for k in keys[1:]:
             self.register_buffer(k, torch.from_numpy(data[k]).long())
@@ -196,7 +202,7 @@ def build_head(name: str, id_dim: int, exp_dim: int, rings: int = 24, path: str 
         return ProceduralHead(id_dim, exp_dim, rings)
     if name == "nphm":
         return NPHMHead(path, id_dim, exp_dim)
-    raise ValueError(f"unknown head {name!r}; expected 'procedural' or 'nphm'")
+    raise ConfigError(f"unknown head {name!r}", "head_name: procedural or nphm")
 
 
 def mouth_opening(vertices: torch.Tensor, mouth_pair: torch.Tensor) -> torch.Tensor:
