@@ -134,3 +134,11 @@ def test_truncated_last_resumes_like_the_uninterrupted_run(tiny_cfg, tmp_path, c
     cut = torch.load(last, weights_only=True)["model"]
     for k in full:
         torch.testing.assert_close(full[k], cut[k], msg=k)
+
+
+def test_eval_max_pairs_scores_only_that_many(tiny_system, tiny_cfg):
+    from ccdae_similarity import evaluation
+
+    cfg = dataclasses.replace(tiny_cfg, eval_max_pairs=2)
+    res = evaluation.world_benchmark(tiny_system, cfg, "text")
+    assert res["pairs"] == 2 and res["triplets"] == 0

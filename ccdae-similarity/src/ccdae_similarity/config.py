@@ -61,6 +61,7 @@ class Config:
     eval_pairs_per_level: int = 8  # world pairs per ground-truth similarity level
     eval_motivating_pairs: int = 8  # per motivating-case kind (pixel-near/concept-far and reverse)
     eval_triplets: int = 24  # 2AFC triplets
+    eval_max_pairs: int = 0  # >0: score only the first N world pairs, no triplets (smoke checks)
     eval_modalities: tuple[str, ...] = ("image", "text")
     eval_seed: int = 1234
     eval_batch_pairs: int = 16  # pairs scored together by the batched scorer

@@ -93,6 +93,8 @@ def world_benchmark(system: CCDAESystem, cfg: Config, kind: str) -> dict:
     pairs = world.make_pairs(cfg.eval_seed, cfg.eval_pairs_per_level, cfg.eval_motivating_pairs,
                              kind)
     triplets = world.make_triplets(cfg.eval_seed + 1, cfg.eval_triplets)
+    if cfg.eval_max_pairs > 0:  # a quick check of the pipeline (smoke.py), not a benchmark
+        pairs, triplets = pairs[: cfg.eval_max_pairs], []
     samples = [s for p in pairs for s in (p.a, p.b)] + [s for t in triplets for s in t]
     bank = _bank(samples, cfg, kind)
     n = 2 * len(pairs)
