@@ -46,7 +46,7 @@ def plot_pose_curve(metrics_path: Path, path: Path) -> None:
     steps = [r["step"] for r in records]
     for ax, key, label in (
         (axes[0], "pose_axis_err_deg", "axis error (deg)"),
-        (axes[1], "pose_center_err_mm", "limbus centre error (mm)"),
+        (axes[1], "pose_apex_err_mm", "apex error (mm)"),
         (axes[2], "recon", "photometric loss"),
     ):
         ax.plot(steps, [r[key] for r in records])
