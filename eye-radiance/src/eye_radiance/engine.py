@@ -209,6 +209,7 @@ def fit(cfg: Config) -> dict:
             num_eyes=capture.num_eyes, frame_ids=capture.frame_ids)
 
     stats: dict[str, float] = {}
+    saved_at = start if ckpt is not None else -1
     bar = trange(start, cfg.steps, desc="train", dynamic_ncols=True)
     for step in bar:
         stats = train_step(model, optimizers, schedulers, capture, step, cfg, gen, scaler)
@@ -219,7 +220,8 @@ def fit(cfg: Config) -> dict:
             logger.log(step, "train", progress=bar, **stats, **extra)
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
             save(step + 1)
-    if start < cfg.steps or ckpt is None:
+            saved_at = step + 1
+    if saved_at != cfg.steps:  # the final state, unless the loop just wrote it
         save(cfg.steps)
     logger.close()
     return {"run_dir": str(run_dir), "steps": cfg.steps, "skipped_eyes": len(capture.skipped),
