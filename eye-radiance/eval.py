@@ -17,6 +17,8 @@ from eye_radiance.runtime import ConfigError, cli
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], exit_on_error=False)
     parser.add_argument("--ckpt", required=True, help="path to <run>/ckpt/last.pt")
+    parser.add_argument("--eval_size", type=int, default=0, help="novel-view size (0: config)")
+    parser.add_argument("--eval_rays", type=int, default=0, help="cornea rays scored (0: all)")
     try:
         args, unknown = parser.parse_known_args(argv)
     except argparse.ArgumentError as err:
@@ -24,7 +26,7 @@ def main(argv: list[str] | None = None) -> dict:
     if unknown:
         raise ConfigError(f"unknown arguments {unknown}",
                           "usage: eval.py --ckpt <run>/ckpt/last.pt")
-    out = evaluate(args.ckpt)
+    out = evaluate(args.ckpt, eval_size=args.eval_size, max_rays=args.eval_rays)
     print(json.dumps(out, indent=2))
     return out
 

@@ -36,7 +36,9 @@ class Config:
     data_erode_px: int = 13  # official cv2.erode kernel (13 x 13) of the sampling masks
     data_tiff_scale: Literal["dtype", "official"] = "dtype"  # official: /65535 only if max > 256
     synth_frames: int = 12
-    synth_image_size: int = 96  # image height; width = 2 x height; limbus radius = height / 8
+    synth_image_size: int = 96  # image height
+    synth_width: int = 0  # image width; 0 = 2 x height
+    synth_limbus_px: float = 0.0  # limbus radius in pixels; 0 = height / 8
     synth_noise: float = 0.01  # Gaussian image noise (std, colour in [0, 1])
     synth_iris_angular: float = 0.15  # angular (non-radial) part of the true iris texture
     # --- cornea and pose refinement

@@ -48,7 +48,9 @@ def capture_root(cfg: Config, run_dir: Path) -> Path:
     if not (root / "transforms_train.json").is_file():
         make_synthetic_capture(root, n_frames=cfg.synth_frames, image_size=cfg.synth_image_size,
                                seed=cfg.seed, noise=cfg.synth_noise,
-                               iris_angular=cfg.synth_iris_angular)
+                               iris_angular=cfg.synth_iris_angular,
+                               limbus_px=cfg.synth_limbus_px or None,
+                               width=cfg.synth_width or None)
     return root
 
 
@@ -247,18 +249,22 @@ def load_model(ckpt_path: str | Path, device: torch.device | None = None):
     return model.to(device).eval(), cfg, ckpt, capture.to(device)
 
 
-def evaluate(ckpt_path: str | Path, figures: bool = True) -> dict:
+def evaluate(ckpt_path: str | Path, figures: bool = True, eval_size: int = 0,
+             max_rays: int = 0) -> dict:
     """Reconstruction PSNR; on synthetic captures novel-view PSNR/SSIM/LPIPS, pose errors and
     the iris error; writes <run>/eval/eval.json and figures."""
     from .metrics import LpipsMetric, psnr, ssim
 
     model, cfg, ckpt, capture = load_model(ckpt_path)
+    if eval_size:
+        cfg = dataclasses.replace(cfg, eval_size=eval_size)
     gt = load_ground_truth(ckpt["data_root"])
     run_dir = Path(ckpt_path).resolve().parent.parent
     eval_dir = run_dir / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)
     out: dict = {"step": int(ckpt["step"]), "eye_images": capture.num_eyes,
-                 "skipped_eyes": len(capture.skipped), **reconstruction(model, capture)}
+                 "skipped_eyes": len(capture.skipped),
+                 **reconstruction(model, capture, max_rays=max_rays)}
     if gt is None:
         out["note"] = "no gt.json: real capture, scene metrics need ground truth"
     else:
