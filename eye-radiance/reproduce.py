@@ -23,8 +23,7 @@ VARIANTS = {"full": [], "no texture decomposition": ["--texture", "false"],
             "spherical cornea": ["--model_cornea", "sphere"]}
 COLUMNS = ("psnr", "ssim", "lpips_random_backbone", "recon_psnr", "pose_axis_err_deg",
            "pose_apex_err_mm", "iris_mse")
-FAST = ["--batch_rays", "256", "--prop_samples", "32,16", "--prop_nerf_samples", "16",
-        "--log_every", "50", "--save_every", "0"]
+FAST = ["--log_every", "50", "--save_every", "0"]
 
 
 def figure(results: dict[str, list[dict]], out: Path) -> None:

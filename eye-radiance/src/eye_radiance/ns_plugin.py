@@ -278,10 +278,10 @@ eye_radiance_method = MethodSpecification(
     description="Seeing the World through Your Eyes (CVPR 2024), official settings",
 )
 _TINY_SCENE = SceneArch(hidden_dim=32, hidden_dim_color=32, num_levels=8, max_res=256,
-                        log2_hashmap_size=15, proposal_samples=(48, 24), nerf_samples=24,
+                        log2_hashmap_size=15, proposal_samples=(32, 16), nerf_samples=16,
                         proposal_warmup=100, anneal_max_iters=100, implementation="torch")
 eye_radiance_tiny_method = MethodSpecification(
-    config=_trainer("eye-radiance-tiny", _TINY_SCENE, 300, 512, 3, "tensorboard", 3000,
+    config=_trainer("eye-radiance-tiny", _TINY_SCENE, 300, 256, 3, "tensorboard", 3000,
                     texture_num_levels=8, texture_log2_hashmap_size=12),
     description="eye-radiance, CPU-sized preset (configs/tiny.toml)",
 )
