@@ -1,6 +1,7 @@
 """The nerfstudio plugin: the same module as train.py behind nerfstudio's DataManager / Model,
 and `ns-train` itself for a few CPU steps on an official-layout capture, offline."""
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -58,3 +59,17 @@ def test_ns_train_runs_offline_on_cpu(small_capture, tmp_path):
     assert depth.shape == (4,) and depth.abs().sum() > 0  # the poses were refined
     assert not (tmp_path / "hub").exists() or not any((tmp_path / "hub").rglob("*.pth"))
     shutil.rmtree(tmp_path / "out")
+
+
+def test_paper_method_builds_without_tiny_cuda_nn(small_capture):
+    """`ns-train eye-radiance` asks for tcnn; without it (CPU) both the nerfstudio encodings and
+    our texture fall back to PyTorch instead of failing."""
+    from eye_radiance.ns_plugin import EyeDataManagerConfig, eye_radiance_method
+
+    cfg = eye_radiance_method.config.pipeline.model
+    dm = EyeDataManagerConfig(data=small_capture, erode_px=1).setup()
+    scene = dataclasses.replace(cfg.scene, log2_hashmap_size=12, num_levels=4)
+    model = dataclasses.replace(cfg, scene=scene).setup(
+        scene_box=dm.train_dataset.scene_box, num_train_data=len(dm.train_dataset),
+        metadata=dm.train_dataset.metadata)
+    assert model.eye.texture is not None and model.config.rot_loss_mult == 0.1

@@ -179,9 +179,15 @@ class EyeRadianceNSModel(Model):
     def populate_modules(self) -> None:
         super().populate_modules()
         geometry = self.kwargs["metadata"]["eye_geometry"]
+        impl = self.config.scene.implementation
+        if impl == "tcnn":  # as nerfstudio's encodings: fall back to torch without tiny-cuda-nn
+            try:
+                import tinycudann  # noqa: F401
+            except ImportError:
+                impl = "torch"
         texture = (TextureArch(num_levels=self.config.texture_num_levels,
                                log2_hashmap_size=self.config.texture_log2_hashmap_size,
-                               implementation=self.config.scene.implementation)
+                               implementation=impl)
                    if self.config.use_texture_field else None)
         self.eye = EyeRadiance(geometry, self.config.scene, texture, cap_shape(self.config.cornea))
         self._lpips = None
