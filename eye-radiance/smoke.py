@@ -1,6 +1,5 @@
 """Paper preset smoke run (issue 24): synthetic capture at the paper's image size (5472 x 3648,
 configs/paper.toml), train 2 steps, resume for 1, evaluate; wall time and peak memory per phase.
-
     python smoke.py [--device auto|cpu|cuda] [--batch_size N] [--out runs/smoke]
 """
 
