@@ -1,232 +1,346 @@
-"""Portrait sequences with cornea masks: the on-disk layout, its loader with the preprocessing
-(limbus ellipse fit -> initial cornea pose), and the synthetic sequence generator that writes
-the same layout.
+"""Official capture folders (HadiZayer/eyenerf layout) -> the cornea rays of every eye image.
 
-Layout (one folder per sequence):
-    cameras.json   {"K": [[fx, 0, cx], [0, fy, cy], [0, 0, 1]],
-                    "frames": [{"image": "images/0000.png", "masks": ["masks/0000_0.png", ...]}]}
-    images/*.png   portrait frames (RGB)
-    masks/*.png    one binary mask per eye (visible cornea / iris region), same size as its frame
-    poses_init.json  optional: {"poses": [[{"c": [x, y, z], "g": [x, y, z]}, ...], ...]} per
-                   frame and eye, overriding the ellipse-fit initialisation (e.g. a detector's)
-    gt.json        synthetic only: true poses, scene, iris parameters (read by eval only)
-Units mm; camera frame OpenCV.
+Layout written by the official `gen_masks_offline.py` (one folder per capture):
+    <capture>/*.tif                      16-bit RGB frames (PNG frames are read too)
+    <capture>/train_masks/<name>_<i>.png one filled 0/255 mask per eye, full image size
+    <capture>/transforms_train.json      and an identical transforms_test.json:
+        {"image_width": W, "image_height": H,
+         "frames": [{"file_path": "/abs/<capture>/<name>.tif",        one entry per eye:
+                     "mask_path": "/abs/<capture>/train_masks/<name>_<i>.png",
+                     "ellipse_params": [cx, cy, rx, ry, theta],       rx = half the mask's width
+                     "fl_x": focal_mm * W / 13.2,                     13.2 mm sensor width
+                     "order": "left_eye" | "right_eye",
+                     "transform_matrix": 4x4 placeholder camera-to-world}, ...]}
+    <capture>/gt.json                    ours, synthetic captures only: true poses and scene
+Paths that do not exist are resolved against the capture folder (its file name, then the path's
+tail below the capture folder's name), so a capture that was moved still loads.
+Shapes: M eye images (frame entries), R cornea rays (pixels) over all of them.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+import os
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
-from .geometry import pose_from_mask, rodrigues
-from .scene import make_scene, pinhole_dirs, render_eye_rays
+from .cornea import (
+    ELLIPSOID,
+    CapShape,
+    apex_positions,
+    erode,
+    initial_depth,
+    mask_limbus_official,
+    trace_cornea,
+)
+from .runtime import DataError, MissingPathError
 
-
-class DatasetError(ValueError):
-    """A sequence folder is missing files or holds inconsistent ones; the message says which."""
+SENSOR_WIDTH_MM = 13.2  # official fl_x = EXIF focal (mm) * W / 13.2 (a 1-inch sensor)
+# OpenCV camera axes -> the nerfstudio/OpenGL camera axes that transform_matrix expects
+CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 
 
 @dataclass
-class RaySet:
-    """All cornea pixels of a sequence. R rays, F frames, E eyes per frame."""
+class Capture:
+    """Cornea pixels of all eye images. Per ray: eye image, pixel, colour; per eye image: the
+    official initial pose inputs and camera."""
 
-    dirs: torch.Tensor  # [R, 3] unit camera-ray directions (origin at the camera)
-    rgb: torch.Tensor  # [R, 3] observed colour in [0, 1]
-    frame: torch.Tensor  # [R] frame index
-    eye: torch.Tensor  # [R] eye index within the frame
-    c_init: torch.Tensor  # [F, E, 3] initial limbus centres
-    g_init: torch.Tensor  # [F, E, 3] initial optical axes
-    k: torch.Tensor  # [3, 3] intrinsics
-    frame_ids: list[int]  # index in cameras.json of each kept frame
-    skipped: list[str]  # frames left out, with the reason
+    eye: torch.Tensor  # [R] eye-image index
+    pixels: torch.Tensor  # [R, 2] (u, v) integer pixel
+    rgb: torch.Tensor  # [R, 3] colour in [0, 1]
+    centre_px: torch.Tensor  # [M, 2] ellipse centre (u, v), floored as the official .long()
+    radius_px: torch.Tensor  # [M] limbus radius in pixels
+    fx: torch.Tensor  # [M]
+    fy: torch.Tensor  # [M]
+    depth_mm: torch.Tensor  # [M] official initial apex depth 5.5186 * fx / r_px
+    is_left: torch.Tensor  # [M] bool, order == "left_eye"
+    c2w: torch.Tensor  # [M, 3, 4] camera-to-world (transform_matrix)
+    width: int
+    height: int
+    image_paths: list[str]  # [M]
+    mask_paths: list[str]  # [M]
+    frame_ids: list[int]  # [M] index of each kept entry in the transforms file
+    skipped: list[str] = field(default_factory=list)
+    root: str = ""
 
     def __len__(self) -> int:
-        return self.dirs.shape[0]
+        return self.eye.shape[0]
+
+    @property
+    def num_eyes(self) -> int:
+        return self.centre_px.shape[0]
+
+    def camera_dirs(self, index: torch.Tensor | None = None) -> torch.Tensor:
+        """OpenCV camera-frame directions through the pixel centres of rays `index` (all: None),
+        principal point (W/2, H/2) as the official data parser. [R, 3] (not unit)."""
+        pix = self.pixels if index is None else self.pixels[index]
+        eye = self.eye if index is None else self.eye[index]
+        u = (pix[:, 0].float() + 0.5 - self.width / 2) / self.fx[eye]
+        v = (pix[:, 1].float() + 0.5 - self.height / 2) / self.fy[eye]
+        return torch.stack([u, v, torch.ones_like(u)], dim=-1)
+
+    def to(self, device: torch.device | str) -> Capture:
+        out = Capture(**{k: getattr(self, k) for k in self.__dataclass_fields__})
+        for name in ("eye", "pixels", "rgb", "centre_px", "radius_px", "fx", "fy", "depth_mm",
+                     "is_left", "c2w"):
+            setattr(out, name, getattr(self, name).to(device))
+        return out
 
 
-def _read_png(path: Path) -> np.ndarray:
+def resolve_path(path: str, root: Path) -> Path:
+    """The path as written if it exists; else relative to the capture folder: the path itself
+    (relative paths, "./x"), its tail below the capture folder's name, then its file name."""
+    if os.path.exists(path):
+        return Path(path)
+    parts = Path(path.replace("\\", "/")).parts
+    candidates = [root / path.replace("./", "", 1)] if not os.path.isabs(path) else []
+    if root.name in parts:
+        tail = parts[len(parts) - 1 - parts[::-1].index(root.name) + 1:]
+        candidates.append(root.joinpath(*tail))
+    candidates += [root / Path(*parts[-2:]), root / parts[-1]] if parts else []
+    for cand in candidates:
+        if cand.exists():
+            return cand
+    raise MissingPathError(f"missing file {path}", f"also looked in {root}")
+
+
+def read_image(path: Path, tiff_scale: str = "dtype") -> np.ndarray:
+    """RGB float32 [H, W, 3] in [0, 1]. TIFF via tifffile: `tiff_scale="dtype"` divides by the
+    integer type's maximum; "official" divides by 65535 if the image's maximum exceeds 256, else
+    by 255 (the released rule, which mis-scales very dark 16-bit frames)."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            raw = np.asarray(tifffile.imread(path))
+        else:
+            from PIL import Image
+
+            with Image.open(path) as im:
+                raw = np.asarray(im)
+    except Exception as err:  # truncated, corrupt or foreign file
+        raise DataError(f"cannot read image {path}: {type(err).__name__}",
+                        "a 16-bit TIFF or PNG") from err
+    if raw.ndim == 2:
+        raw = np.repeat(raw[..., None], 3, axis=2)
+    if raw.ndim != 3 or raw.shape[2] not in (3, 4) or raw.dtype.kind not in "uif":
+        raise DataError(f"image {path} has shape {raw.shape} / {raw.dtype}", "expected H x W x 3")
+    raw = raw[..., :3]
+    if raw.dtype.kind == "f":
+        return raw.astype(np.float32)
+    if tiff_scale == "official" and path.suffix.lower() in (".tif", ".tiff"):
+        scale = 65535.0 if raw.max() > 256 else 255.0
+    else:
+        scale = float(np.iinfo(raw.dtype).max)
+    return (raw.astype(np.float32) / scale).clip(0.0, 1.0)
+
+
+def read_mask(path: Path) -> torch.Tensor:
+    """Non-zero pixels of a mask PNG, [H, W] bool (first channel of a colour mask)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            arr = np.asarray(im)
+    except Exception as err:
+        raise DataError(f"cannot read mask {path}: {type(err).__name__}", "a 0/255 PNG") from err
+    if arr.ndim == 3:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise DataError(f"mask {path} has shape {arr.shape}", "expected H x W")
+    return torch.from_numpy(arr != 0)
+
+
+def _number(value: Any, what: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{what} = {value!r} is not a finite number", where)
+    return float(value)
+
+
+def _read_transforms(root: Path, split: str) -> dict:
+    path = root / f"transforms_{split}.json"
+    if not root.is_dir():
+        raise MissingPathError(f"capture folder not found: {root}", "data_root")
     if not path.is_file():
-        raise DatasetError(f"missing file {path}")
-    return np.asarray(Image.open(path))
+        raise MissingPathError(f"missing {path.name} in {root}", "official capture layout")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON: {type(err).__name__}", str(path)) from err
+    if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list):
+        raise DataError(f"{path} has no 'frames' list", "official capture layout")
+    for key in ("image_width", "image_height"):
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise DataError(f"{path}: {key} = {value!r} is not a positive integer", str(path))
+    return meta
 
 
-def load_sequence(root: str | Path, on_bad_frame: str = "skip") -> RaySet:
-    """Read a sequence folder, fit each eye's limbus ellipse and initialise its cornea pose.
+def _frame_focal(frame: dict, meta: dict, where: str) -> float:
+    if "fl_x" in frame:
+        fl = _number(frame["fl_x"], "fl_x", where)
+    elif "fl_x" in meta:
+        fl = _number(meta["fl_x"], "fl_x", where)
+    elif "camera_angle_x" in meta:
+        angle = _number(meta["camera_angle_x"], "camera_angle_x", where)
+        fl = 0.5 * meta["image_width"] / math.tan(0.5 * angle)
+    else:
+        raise DataError(f"{where}: no fl_x (nor camera_angle_x)", "focal length in pixels")
+    if fl <= 0:  # the official script writes 0 when the EXIF focal length is missing
+        raise DataError(f"{where}: fl_x = {fl} (no focal length in the EXIF?)", "set fl_x")
+    return fl
 
-    on_bad_frame: "skip" leaves out (and counts) frames with an undetectable eye or a mask of the
-    wrong size; "error" stops on the first one.
+
+def _c2w(frame: dict, where: str) -> torch.Tensor:
+    try:
+        mat = torch.tensor(frame["transform_matrix"], dtype=torch.float32)
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(f"{where}: transform_matrix missing or malformed", "a 4 x 4 list") from err
+    if mat.shape != (4, 4) or not torch.isfinite(mat).all():
+        raise DataError(f"{where}: transform_matrix has shape {tuple(mat.shape)}", "4 x 4")
+    return mat[:3]
+
+
+def _limbus(frame: dict, mask: torch.Tensor, where: str) -> tuple[float, float, float] | None:
+    params = frame.get("ellipse_params")
+    if params is None or params == []:
+        return mask_limbus_official(mask)
+    if not isinstance(params, list) or len(params) not in (4, 5):
+        raise DataError(f"{where}: ellipse_params must be [cx, cy, rx, ry(, theta)]", where)
+    cx, cy, rx = (_number(v, "ellipse_params", where) for v in params[:3])
+    return (cx, cy, rx) if rx > 0 else None
+
+
+def load_capture(
+    root: str | Path,
+    split: str = "train",
+    used_eye: str = "both",
+    erode_px: int = 13,
+    cap: CapShape = ELLIPSOID,
+    on_bad_frame: str = "skip",
+    tiff_scale: str = "dtype",
+) -> Capture:
+    """Read an official capture: each frame entry is one eye image (its image file is listed
+    once per eye). The sampled pixels are the mask's pixels whose camera ray hits the cap at the
+    official initial pose, eroded with an erode_px x erode_px square (official: 13).
+
+    used_eye: "both", "left_eye" or "right_eye" (official dataparser option). on_bad_frame:
+    "skip" leaves out an entry whose mask is empty, of the wrong size, or has no pixel left after
+    erosion (a warning names it; the count is in `skipped`); "error" raises DataError.
     """
     root = Path(root)
-    cam_file = root / "cameras.json"
-    if not cam_file.is_file():
-        raise DatasetError(f"{root}: missing cameras.json (see the layout in eye_radiance.data)")
-    cams = json.loads(cam_file.read_text())
-    for key in ("K", "frames"):
-        if key not in cams:
-            raise DatasetError(f"{cam_file}: missing key {key!r}")
-    k = torch.tensor(cams["K"], dtype=torch.float64)
-    overrides = None
-    if (root / "poses_init.json").is_file():
-        overrides = json.loads((root / "poses_init.json").read_text())["poses"]
-        if len(overrides) != len(cams["frames"]):
-            raise DatasetError(
-                f"poses_init.json has {len(overrides)} frames, cameras.json {len(cams['frames'])}"
-            )
-    dirs, rgbs, frames, eyes, cs, gs, skipped, kept = [], [], [], [], [], [], [], []
-    for fi, frame in enumerate(cams["frames"]):
-        image = _read_png(root / frame["image"]).astype(np.float32)[..., :3] / 255.0
-        h, w = image.shape[:2]
-        all_dirs = pinhole_dirs(k, h, w).float()  # [H, W, 3]
-        frame_c, frame_g, frame_rays, problem = [], [], [], None
-        for ei, mask_name in enumerate(frame["masks"]):
-            mask = torch.from_numpy(_read_png(root / mask_name) > 127)
-            mask = mask[..., 0] if mask.ndim == 3 else mask
-            if mask.shape != (h, w):
-                problem = f"{mask_name}: mask {tuple(mask.shape)} != image {(h, w)}"
-                break
-            pose = pose_from_mask(mask, k)
-            if pose is None:
-                problem = f"{mask_name}: no eye detected (mask has < 6 pixels)"
-                break
-            c, g = pose
-            if overrides is not None:
-                c = torch.tensor(overrides[fi][ei]["c"], dtype=torch.float64)
-                g = torch.tensor(overrides[fi][ei]["g"], dtype=torch.float64)
-            frame_c.append(c)
-            frame_g.append(g / g.norm())
-            frame_rays.append((all_dirs[mask], torch.from_numpy(image)[mask], ei))
+    meta = _read_transforms(root, split)
+    width, height = meta["image_width"], meta["image_height"]
+    images: dict[Path, np.ndarray] = {}
+    per_eye: list[dict] = []
+    skipped: list[str] = []
+    for fi, frame in enumerate(meta["frames"]):
+        where = f"transforms_{split}.json frame {fi}"
+        if not isinstance(frame, dict) or "file_path" not in frame or "mask_path" not in frame:
+            raise DataError(f"{where}: needs file_path and mask_path", "official capture layout")
+        order = frame.get("order", "left_eye")  # official default when absent
+        if order not in ("left_eye", "right_eye"):
+            raise DataError(f"{where}: order = {order!r}", "left_eye or right_eye")
+        if used_eye != "both" and order != used_eye:
+            continue
+        if not isinstance(frame["file_path"], str) or not isinstance(frame["mask_path"], str):
+            raise DataError(f"{where}: file_path/mask_path must be strings", where)
+        image_path = resolve_path(frame["file_path"], root)
+        mask_path = resolve_path(frame["mask_path"], root)
+        fl, c2w = _frame_focal(frame, meta, where), _c2w(frame, where)
+        if image_path not in images:
+            images[image_path] = read_image(image_path, tiff_scale)
+        image = images[image_path]
+        mask = read_mask(mask_path)
+        problem = None
+        if image.shape[:2] != (height, width) or mask.shape != (height, width):
+            problem = f"image {image.shape[:2]} / mask {tuple(mask.shape)} != ({height}, {width})"
+        limbus = None if problem else _limbus(frame, mask, where)
+        if problem is None and limbus is None:
+            problem = "empty mask"
+        if problem is None:
+            cx, cy, r = limbus
+            centre = torch.tensor([math.floor(cx), math.floor(cy)], dtype=torch.float32)
+            depth = float(initial_depth(torch.tensor(r), torch.tensor(fl)))
+            pixels = _sampling_pixels(mask, centre, depth, fl, width, height, erode_px, cap)
+            if pixels.shape[0] == 0:
+                problem = f"no cornea pixel left after the {erode_px} x {erode_px} erosion"
         if problem is not None:
             if on_bad_frame == "error":
-                raise DatasetError(f"frame {fi} ({frame['image']}): {problem}")
+                raise DataError(f"{where} ({mask_path.name}): {problem}", "on_bad_frame=skip")
+            warnings.warn(f"skipping {where} ({mask_path.name}): {problem}", stacklevel=2)
             skipped.append(f"frame {fi}: {problem}")
             continue
-        new_index = len(cs)
-        for d, rgb, ei in frame_rays:
-            dirs.append(d)
-            rgbs.append(rgb)
-            frames.append(torch.full((d.shape[0],), new_index, dtype=torch.int64))
-            eyes.append(torch.full((d.shape[0],), ei, dtype=torch.int64))
-        kept.append(fi)
-        cs.append(torch.stack(frame_c))
-        gs.append(torch.stack(frame_g))
-    if not cs:
-        raise DatasetError(f"{root}: no usable frame ({len(skipped)} skipped: {skipped[:3]})")
-    return RaySet(
-        torch.cat(dirs),
-        torch.cat(rgbs),
-        torch.cat(frames),
-        torch.cat(eyes),
-        torch.stack(cs).float(),
-        torch.stack(gs).float(),
-        k.float(),
-        kept,
-        skipped,
+        rgb = torch.from_numpy(image[pixels[:, 1].numpy(), pixels[:, 0].numpy()])
+        per_eye.append(dict(pixels=pixels, rgb=rgb, centre=centre, radius=r, fx=fl, depth=depth,
+                            left=order == "left_eye", c2w=c2w, image=str(image_path),
+                            mask=str(mask_path), fi=fi))
+    if not per_eye:
+        raise DataError(f"{root}: no usable eye image ({len(skipped)} skipped)", str(skipped[:2]))
+    return _assemble(per_eye, width, height, skipped, str(root))
+
+
+def _sampling_pixels(mask, centre, depth, fl, width, height, erode_px, cap) -> torch.Tensor:
+    """(u, v) pixels of mask & (initial-pose ray hits the cap), eroded. [K, 2] int64."""
+    vs, us = torch.nonzero(mask, as_tuple=True)
+    dirs = torch.stack([(us.float() + 0.5 - width / 2) / fl, (vs.float() + 0.5 - height / 2) / fl,
+                        torch.ones(us.shape[0])], dim=-1)
+    n = us.shape[0]
+    one = torch.ones(n)
+    apex = apex_positions(centre.expand(n, 2), depth * one, fl * one, fl * one, width * one,
+                          height * one, 0 * one, torch.zeros(n, 2))
+    hit = trace_cornea(dirs, apex, torch.eye(3).expand(n, 3, 3), cap)["hit"]
+    composed = torch.zeros_like(mask)
+    composed[vs[hit], us[hit]] = True
+    vs, us = torch.nonzero(erode(composed, erode_px), as_tuple=True)
+    return torch.stack([us, vs], dim=-1)
+
+
+def _assemble(per_eye: list[dict], width: int, height: int, skipped: list[str], root: str):
+    counts = [e["pixels"].shape[0] for e in per_eye]
+    return Capture(
+        eye=torch.repeat_interleave(torch.arange(len(per_eye)), torch.tensor(counts)),
+        pixels=torch.cat([e["pixels"] for e in per_eye]),
+        rgb=torch.cat([e["rgb"] for e in per_eye]).float(),
+        centre_px=torch.stack([e["centre"] for e in per_eye]),
+        radius_px=torch.tensor([e["radius"] for e in per_eye], dtype=torch.float32),
+        fx=torch.tensor([e["fx"] for e in per_eye], dtype=torch.float32),
+        fy=torch.tensor([e["fx"] for e in per_eye], dtype=torch.float32),  # official fy = fx
+        depth_mm=torch.tensor([e["depth"] for e in per_eye], dtype=torch.float32),
+        is_left=torch.tensor([e["left"] for e in per_eye]),
+        c2w=torch.stack([e["c2w"] for e in per_eye]),
+        width=width,
+        height=height,
+        image_paths=[e["image"] for e in per_eye],
+        mask_paths=[e["mask"] for e in per_eye],
+        frame_ids=[e["fi"] for e in per_eye],
+        skipped=skipped,
+        root=root,
     )
-
-
-def _rot(axis: torch.Tensor, angle: float) -> torch.Tensor:
-    return rodrigues((axis / axis.norm() * angle)[None])[0]
-
-
-def make_synthetic_sequence(
-    root: str | Path,
-    n_frames: int = 12,
-    image_size: int = 192,
-    focal: float | None = None,
-    eye_z: float = 400.0,
-    seed: int = 0,
-    noise: float = 0.01,
-    pose_noise_deg: float = 2.0,
-    pose_noise_mm: float = 0.5,
-    iris_angular: float = 0.15,
-) -> Path:
-    """Render a synthetic sequence of a moving head (two eyes) into `root` in the layout above.
-
-    The head translates and turns between frames; each image is rendered exactly (2x2
-    supersampled, i.e. box-blurred) with Gaussian noise `noise`. poses_init.json holds the
-    ellipse-fit poses plus a known random perturbation (`pose_noise_deg`, `pose_noise_mm`); the
-    true poses, the perturbation and the scene go to gt.json.
-    """
-    root = Path(root)
-    focal = focal or 900.0 * image_size / 192  # both eyes in frame at any image size
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    (root / "masks").mkdir(exist_ok=True)
-    gen = torch.Generator().manual_seed(seed)
-    scene = make_scene(gen, eye_z=eye_z)
-    k = torch.tensor(
-        [[focal, 0, image_size / 2], [0, focal, image_size / 2], [0, 0, 1]], dtype=torch.float64
-    )
-    ss = 2
-    dirs = pinhole_dirs(k, image_size, image_size, ss).reshape(-1, 3)
-    frames, gt_poses, init_poses = [], [], []
-    for fi in range(n_frames):
-        phase = 2 * math.pi * fi / n_frames
-        head = torch.tensor(
-            [8 * math.cos(phase), 5 * math.sin(2 * phase), eye_z + 20 * math.sin(phase)],
-            dtype=torch.float64,
-        )
-        yaw, pitch = 0.25 * math.sin(phase), 0.15 * math.cos(phase)  # head turn, rad
-        image = torch.full((image_size * ss * image_size * ss, 3), 0.8, dtype=torch.float64)
-        image *= torch.tensor([0.95, 0.75, 0.65], dtype=torch.float64)  # skin
-        masks, poses, inits = [], [], []
-        for ei, side in enumerate((-1.0, 1.0)):
-            c = head + torch.tensor(
-                [side * 31.0 * math.cos(yaw), 0.0, side * 31.0 * math.sin(yaw)], dtype=torch.float64
-            )  # half the inter-pupil distance
-            to_cam = -c / c.norm()
-            g = _rot(torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64), yaw) @ to_cam
-            g = _rot(torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64), pitch) @ g
-            rgb, hit = render_eye_rays(scene, dirs, c, g / g.norm(), iris_angular)
-            image[hit] = rgb[hit]
-            mask = hit.reshape(image_size * ss, image_size * ss).double()
-            mask = torch.nn.functional.avg_pool2d(mask[None, None], ss)[0, 0] >= 0.5
-            masks.append(mask)
-            poses.append({"c": c.tolist(), "g": (g / g.norm()).tolist()})
-        image = image.reshape(1, image_size * ss, image_size * ss, 3).permute(0, 3, 1, 2)
-        image = torch.nn.functional.avg_pool2d(image, ss)[0].permute(1, 2, 0)
-        image = (
-            image + noise * torch.randn(image.shape, generator=gen, dtype=torch.float64)
-        ).clamp(0, 1)
-        Image.fromarray((image.numpy() * 255).round().astype(np.uint8)).save(
-            root / "images" / f"{fi:04d}.png"
-        )
-        names = []
-        for ei, mask in enumerate(masks):
-            names.append(f"masks/{fi:04d}_{ei}.png")
-            Image.fromarray(mask.numpy().astype(np.uint8) * 255).save(root / names[-1])
-            c0, g0 = pose_from_mask(mask, k)
-            axis = torch.randn(3, generator=gen, dtype=torch.float64)
-            axis = (
-                axis - (axis @ g0) * g0
-            )  # perpendicular to g: the axis moves by exactly the angle
-            g0 = _rot(axis, math.radians(pose_noise_deg)) @ g0
-            c0 = c0 + pose_noise_mm * torch.randn(3, generator=gen, dtype=torch.float64)
-            inits.append({"c": c0.tolist(), "g": (g0 / g0.norm()).tolist()})
-        frames.append({"image": f"images/{fi:04d}.png", "masks": names})
-        gt_poses.append(poses)
-        init_poses.append(inits)
-    (root / "cameras.json").write_text(json.dumps({"K": k.tolist(), "frames": frames}, indent=1))
-    (root / "poses_init.json").write_text(json.dumps({"poses": init_poses}))
-    (root / "gt.json").write_text(
-        json.dumps(
-            {
-                "poses": gt_poses,
-                "scene": scene.to_dict(),
-                "iris_angular": iris_angular,
-                "eye_z": eye_z,
-            }
-        )
-    )
-    return root
 
 
 def load_ground_truth(root: str | Path) -> dict | None:
-    """gt.json of a synthetic sequence, or None for real captures."""
+    """gt.json of a synthetic capture (true apex positions, rotations, scene), else None."""
     path = Path(root) / "gt.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} is not valid JSON", "written by make_synthetic_capture") from err
+
+
+def camera_to_world(
+    points_mm: torch.Tensor, dirs: torch.Tensor, c2w: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """OpenCV camera frame (mm) -> nerfstudio world frame (m) of transform_matrix c2w [N, 3, 4].
+    With the official placeholder matrix this is (x, y, z) -> (-x, -z, -y)."""
+    rot = c2w[..., :3] @ CV_TO_GL.to(c2w)  # [N, 3, 3]
+    origins = torch.einsum("nij,nj->ni", rot, points_mm / 1000.0) + c2w[..., 3]
+    return origins, torch.einsum("nij,nj->ni", rot, dirs)

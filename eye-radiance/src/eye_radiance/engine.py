@@ -1,7 +1,10 @@
-"""Training loop and evaluation: fit(cfg) -> dict, evaluate(ckpt) -> dict."""
+"""Training loop and evaluation: fit(cfg) -> dict, evaluate(ckpt) -> dict. One step follows the
+official nerfstudio pipeline: proposal annealing callback, forward on a random batch of cornea
+pixels, losses, Adam steps of the three parameter groups, schedulers, sampler step callback."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -10,319 +13,273 @@ import torch
 from tqdm import trange
 
 from .config import Config, config_from_dict, config_to_json
-from .data import RaySet, load_ground_truth, load_sequence, make_synthetic_sequence
-from .geometry import axis_angle_error_deg, refine_pose
-from .losses import photometric_loss, radial_prior
-from .model import FieldArch, IrisTexture, PoseCorrections, SceneField
-from .render import render_cornea_rays, render_field
+from .cornea import cap_shape
+from .data import Capture, load_capture, load_ground_truth
+from .evaluation import iris_error, novel_views, pose_errors, reconstruction
+from .losses import field_losses, reconstruction_loss, rotation_prior_loss
+from .model import EyeGeometry, EyeRadiance, SceneArch
 from .runtime import (
+    CheckpointError,
+    ConfigError,
     MetricsLogger,
     load_checkpoint,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
+    rng_state,
     save_checkpoint,
     seed_everything,
     set_determinism,
+    set_rng_state,
 )
+from .synthetic import make_synthetic_capture
+from .texture import TextureArch
 
-# Config fields that define the model or its data; a resumed checkpoint must agree on them.
-ARCH_PREFIXES = ("field_", "texture", "synth_", "data_root")
+# Config fields that define the model or its data; a resumed run must agree on them.
+ARCH_PREFIXES = ("field_", "prop_", "texture", "synth_", "data_", "model_cornea", "render_",
+                 "scene_bound")
 
 
-def sequence_root(cfg: Config, run_dir: Path) -> Path:
-    """The user's sequence, or the synthetic one rendered once into <run_dir>/synthetic."""
+def capture_root(cfg: Config, run_dir: Path) -> Path:
+    """The user's capture, or the synthetic one written once into <run_dir>/synthetic."""
     if cfg.data_root:
         return Path(cfg.data_root)
     root = run_dir / "synthetic"
-    if not (root / "cameras.json").is_file():
-        make_synthetic_sequence(
-            root,
-            n_frames=cfg.synth_frames,
-            image_size=cfg.synth_image_size,
-            seed=cfg.seed,
-            noise=cfg.synth_noise,
-            pose_noise_deg=cfg.synth_pose_noise_deg,
-            pose_noise_mm=cfg.synth_pose_noise_mm,
-            iris_angular=cfg.synth_iris_angular,
-        )
+    if not (root / "transforms_train.json").is_file():
+        make_synthetic_capture(root, n_frames=cfg.synth_frames, image_size=cfg.synth_image_size,
+                               seed=cfg.seed, noise=cfg.synth_noise,
+                               iris_angular=cfg.synth_iris_angular,
+                               limbus_px=cfg.synth_limbus_px or None,
+                               width=cfg.synth_width or None)
     return root
 
 
-class EyeModel(torch.nn.Module):
-    """Scene field + iris texture + pose corrections, built from the config and the data size."""
-
-    def __init__(self, cfg: Config, n_frames: int, n_eyes: int) -> None:
-        super().__init__()
-        self.field = SceneField(
-            FieldArch(
-                aabb_min=cfg.field_aabb_min,
-                aabb_max=cfg.field_aabb_max,
-                num_levels=cfg.field_num_levels,
-                log2_hashmap_size=cfg.field_log2_hashmap_size,
-                min_res=cfg.field_min_res,
-                max_res=cfg.field_max_res,
-                hidden=cfg.field_hidden,
-            )
-        )
-        self.texture = IrisTexture(n_eyes) if cfg.texture else None
-        self.poses = PoseCorrections(n_frames, n_eyes)
+def read_capture(cfg: Config, root: Path) -> Capture:
+    return load_capture(root, "train", cfg.data_used_eye, cfg.data_erode_px,
+                        cap_shape(cfg.model_cornea), cfg.data_on_bad_frame, cfg.data_tiff_scale)
 
 
-def render_batch(
-    model: EyeModel, data: RaySet, idx: torch.Tensor, cfg: Config, refine: bool, stratified: bool
-) -> dict[str, torch.Tensor]:
-    frame, eye = data.frame[idx], data.eye[idx]
-    delta = model.poses(frame, eye)
-    return render_cornea_rays(
-        model.field,
-        model.texture,
-        data.dirs[idx],
-        data.c_init[frame, eye],
-        data.g_init[frame, eye],
-        eye,
-        delta if refine else delta.detach(),
-        cfg.render_near,
-        cfg.render_far,
-        cfg.render_samples,
-        stratified,
-    )
+def implementation(cfg: Config, device: torch.device) -> str:
+    if cfg.model_implementation != "auto":
+        return cfg.model_implementation
+    if device.type != "cuda":
+        return "torch"
+    try:
+        import tinycudann  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "tcnn"
 
 
-def train_step(
-    model: EyeModel,
-    optimizer: torch.optim.Optimizer,
-    data: RaySet,
-    step: int,
-    cfg: Config,
-    generator: torch.Generator,
-) -> dict[str, float]:
-    """One update on a random batch of cornea rays: L_recon + lambda_radial * L_radial."""
-    idx = torch.randint(0, len(data), (cfg.batch_rays,), generator=generator)
-    refine = cfg.pose_refine and step >= cfg.pose_refine_start
-    out = render_batch(model, data, idx, cfg, refine, stratified=True)
-    recon = photometric_loss(out["rgb"], data.rgb[idx], out["hit"])
-    loss = recon
-    stats = {"recon": recon.item(), "hit_fraction": out["hit"].float().mean().item()}
-    if model.texture is not None and cfg.radial_weight > 0:
-        radial = radial_prior(
-            model.texture, out["uv"][out["hit"]], data.eye[idx][out["hit"]], generator
-        )
-        loss = loss + cfg.radial_weight * radial
-        stats["radial"] = radial.item()
+def build_model(cfg: Config, capture: Capture, impl: str = "torch") -> EyeRadiance:
+    geometry = EyeGeometry(capture.centre_px, capture.depth_mm, capture.fx, capture.fy,
+                           capture.c2w, capture.width, capture.height)
+    scene = SceneArch(
+        hidden_dim=cfg.field_hidden_dim, hidden_dim_color=cfg.field_hidden_dim_color,
+        num_levels=cfg.field_num_levels, max_res=cfg.field_max_res,
+        log2_hashmap_size=cfg.field_log2_hashmap_size, proposal_samples=cfg.prop_samples,
+        nerf_samples=cfg.prop_nerf_samples, proposal_max_res=cfg.prop_max_res,
+        proposal_update_every=cfg.prop_update_every, proposal_warmup=cfg.prop_warmup,
+        anneal_slope=cfg.prop_anneal_slope, anneal_max_iters=cfg.prop_anneal_iters,
+        near=cfg.render_near, far=cfg.render_far, scene_bound=cfg.scene_bound,
+        background=cfg.render_background, implementation=impl)
+    texture = (TextureArch(num_levels=cfg.texture_num_levels,
+                           log2_hashmap_size=cfg.texture_log2_hashmap_size,
+                           hidden=cfg.texture_hidden, implementation=impl)
+               if cfg.texture else None)
+    return EyeRadiance(geometry, scene, texture, cap_shape(cfg.model_cornea))
+
+
+def build_optimizers(cfg: Config, model: EyeRadiance):
+    """Adam per official group (fields incl. texture, proposal nets: lr 1e-2 eps 1e-15; poses:
+    lr 6e-4 eps 1e-8 weight decay 1e-2) with nerfstudio's exponential decay schedulers."""
+    from nerfstudio.engine.schedulers import ExponentialDecaySchedulerConfig
+
+    groups = model.param_groups()
+    settings = {"fields": (cfg.lr_fields, cfg.lr_fields_final, 1e-15, 0.0),
+                "proposal_networks": (cfg.lr_fields, cfg.lr_fields_final, 1e-15, 0.0),
+                "camera_opt": (cfg.lr_pose, cfg.lr_pose_final, 1e-8, cfg.pose_weight_decay)}
+    if not cfg.pose_refine:  # no-pose-refinement ablation: the offsets stay at zero
+        del settings["camera_opt"]
+        for p in groups["camera_opt"]:
+            p.requires_grad_(False)
+    optimizers, schedulers = {}, {}
+    for name, (lr, lr_final, eps, wd) in settings.items():
+        optimizers[name] = torch.optim.Adam(groups[name], lr=lr, eps=eps, weight_decay=wd)
+        sched = ExponentialDecaySchedulerConfig(lr_final=lr_final, max_steps=cfg.lr_decay_steps)
+        schedulers[name] = sched.setup().get_scheduler(optimizers[name], lr)
+    return optimizers, schedulers
+
+
+def sample_rays(n: int, batch: int, generator: torch.Generator) -> torch.Tensor:
+    """`batch` distinct ray indices (official: random.sample without replacement), on the CPU."""
+    if batch >= n:
+        return torch.randperm(n, generator=generator)
+    return torch.randperm(n, generator=generator)[:batch]
+
+
+def train_step(model: EyeRadiance, optimizers: dict, schedulers: dict, capture: Capture,
+               step: int, cfg: Config, generator: torch.Generator, scaler=None) -> dict[str, float]:
+    """One update: L = MSE + rot_loss_mult * L_rot + interlevel + 0.002 * distortion."""
+    device = capture.rgb.device
+    idx = sample_rays(len(capture), cfg.batch_rays, generator).to(device)
+    model.scene.before_step(step)
+    amp = (torch.autocast("cuda", dtype=torch.float16)
+           if scaler is not None and scaler.is_enabled() else contextlib.nullcontext())
+    with amp:
+        out = model(capture.camera_dirs(idx), capture.eye[idx])
+        target = capture.rgb[idx][out["hit"]]
+        recon = reconstruction_loss(out["rgb"].float(), target)
+        loss, stats = recon, {"recon": recon.item()}
+        if model.texture is not None and cfg.rot_loss_mult > 0:
+            rot = rotation_prior_loss(model.texture, out["eye_coords"], cfg.rot_angles,
+                                      cfg.rot_prior)  # angles from the device's global RNG
+            loss = loss + cfg.rot_loss_mult * rot
+            stats["rot_prior"] = rot.item()
+        extra = field_losses(out["weights_list"], out["ray_samples_list"])
+        loss = loss + cfg.interlevel_mult * extra["interlevel"]
+        loss = loss + cfg.distortion_mult * extra["distortion"]
+    stats.update(interlevel=extra["interlevel"].item(), distortion=extra["distortion"].item(),
+                 hit_fraction=out["hit"].float().mean().item())
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"non-finite loss at step {step}: {stats}; lower the lrs")
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+        raise FloatingPointError(f"non-finite loss at step {step}: {stats}")
+    for opt in optimizers.values():
+        opt.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        for opt in optimizers.values():
+            scaler.step(opt)
+        scaler.update()
+    else:
+        loss.backward()
+        for opt in optimizers.values():
+            opt.step()
+    for sched in schedulers.values():
+        sched.step()
+    model.scene.after_step(step)
     return {"loss": loss.item(), **stats}
 
 
-def pose_errors(model: EyeModel, data: RaySet, gt: dict | None) -> dict[str, float]:
-    """Mean limbus-centre (mm) and axis (deg) errors of the initial and refined poses vs. truth."""
-    if gt is None:
-        return {}
-    true = [gt["poses"][i] for i in data.frame_ids]
-    c_true = torch.tensor([[e["c"] for e in f] for f in true], dtype=torch.float32)
-    g_true = torch.tensor([[e["g"] for e in f] for f in true], dtype=torch.float32)
-    with torch.no_grad():
-        c_ref, g_ref = refine_pose(data.c_init, data.g_init, model.poses.delta)
-    return {
-        "pose_center_err_init_mm": (data.c_init - c_true).norm(dim=-1).mean().item(),
-        "pose_axis_err_init_deg": axis_angle_error_deg(data.g_init, g_true).mean().item(),
-        "pose_center_err_mm": (c_ref - c_true).norm(dim=-1).mean().item(),
-        "pose_axis_err_deg": axis_angle_error_deg(g_ref, g_true).mean().item(),
-    }
+def _check_resume(ckpt: dict, cfg: Config) -> None:
+    saved, now = (json.loads(json.dumps(c)) for c in (ckpt["config"], dataclasses.asdict(cfg)))
+    diff = {k: (saved.get(k), v) for k, v in now.items()
+            if k.startswith(ARCH_PREFIXES) and saved.get(k) != v}
+    if diff:
+        raise ConfigError(f"the checkpoint was written with another model/data config "
+                          f"(saved vs requested: {diff})", "use another out_dir")
 
 
 def fit(cfg: Config) -> dict:
-    """Train per `cfg`; resumes from <out_dir>/ckpt/last.pt when present. Returns final metrics."""
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     device = resolve_device(cfg.device)
     run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
-    root = sequence_root(cfg, run_dir)
-    data = load_sequence(root, cfg.data_on_bad_frame)
-    if data.skipped:
-        print(f"skipped {len(data.skipped)} frame(s): {data.skipped}")
+    root = capture_root(cfg, run_dir)
+    capture = read_capture(cfg, root)
     gt = load_ground_truth(root)
-    model = EyeModel(cfg, data.c_init.shape[0], data.c_init.shape[1]).to(device)
-    groups = [
-        {"params": model.field.parameters(), "lr": cfg.lr_field},
-        {"params": model.poses.parameters(), "lr": cfg.lr_pose},
-    ]
-    if model.texture is not None:
-        groups.append({"params": model.texture.parameters(), "lr": cfg.lr_texture})
-    optimizer = torch.optim.Adam(groups, eps=1e-15)
+    model = build_model(cfg, capture, implementation(cfg, device)).to(device)
+    optimizers, schedulers = build_optimizers(cfg, model)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and cfg.mixed_precision)
     gen = torch.Generator().manual_seed(cfg.seed)
-    last = run_dir / "ckpt" / "last.pt"
-    start = 0
-    if last.is_file():
-        ckpt = load_checkpoint(last)
-        saved, now = (json.loads(json.dumps(c)) for c in (ckpt["config"], dataclasses.asdict(cfg)))
-        diff = {
-            k: (saved.get(k), v)
-            for k, v in now.items()
-            if k.startswith(ARCH_PREFIXES) and saved.get(k) != v
-        }
-        if diff:
-            raise ValueError(
-                f"checkpoint {last} was written with another model/data config "
-                f"(saved vs. requested: {diff}); use another out_dir"
-            )
+    ckpt_dir, start = run_dir / "ckpt", 0
+    ckpt = resume_checkpoint(ckpt_dir)
+    if ckpt is not None:
+        _check_resume(ckpt, cfg)
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["rng"])
-        torch.set_rng_state(ckpt["rng_cpu"])  # the sampler's stratification uses the global RNG
+        for name, opt in optimizers.items():
+            opt.load_state_dict(ckpt["optimizers"][name])
+            schedulers[name].load_state_dict(ckpt["schedulers"][name])
+        scaler.load_state_dict(ckpt["scaler"])
+        model.scene.load_sampler_state(ckpt["sampler"])
+        gen.set_state(ckpt["data_rng"])
+        set_rng_state(ckpt["rng"])
         start = ckpt["step"]
-        print(f"resuming from {last} at step {start}")
+        print(f"resuming from {ckpt_dir} at step {start}")
     (run_dir / "config.json").write_text(config_to_json(cfg))
     print(config_to_json(cfg))
     logger = MetricsLogger(run_dir, wandb=cfg.wandb, config=dataclasses.asdict(cfg))
+    capture = capture.to(device)
 
     def save(step: int) -> None:
         save_checkpoint(
-            last,
-            step=step,
-            config=dataclasses.asdict(cfg),
+            ckpt_dir / "last.pt", step=step, config=dataclasses.asdict(cfg),
             model=model.state_dict(),
-            optimizer=optimizer.state_dict(),
-            rng=gen.get_state(),
-            rng_cpu=torch.get_rng_state(),
-            data_root=str(root),
-            n_frames=data.c_init.shape[0],
-            n_eyes=data.c_init.shape[1],
-        )
+            optimizers={k: o.state_dict() for k, o in optimizers.items()},
+            schedulers={k: s.state_dict() for k, s in schedulers.items()},
+            scaler=scaler.state_dict(), sampler=model.scene.sampler_state(),
+            data_rng=gen.get_state(), rng=rng_state(), data_root=str(root),
+            num_eyes=capture.num_eyes, frame_ids=capture.frame_ids)
 
     stats: dict[str, float] = {}
-    data = _to(data, device)
+    saved_at = start if ckpt is not None else -1
     bar = trange(start, cfg.steps, desc="train", dynamic_ncols=True)
     for step in bar:
-        stats = train_step(model, optimizer, data, step, cfg, gen)
+        stats = train_step(model, optimizers, schedulers, capture, step, cfg, gen, scaler)
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
-            logger.log(step, "train", progress=bar, **stats, **pose_errors(model, data, gt))
+            extra = pose_errors(model, gt, capture.frame_ids)
+            if device.type == "cuda":
+                extra["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            logger.log(step, "train", progress=bar, **stats, **extra)
         if cfg.save_every and (step + 1) % cfg.save_every == 0:
             save(step + 1)
-    save(cfg.steps)
+            saved_at = step + 1
+    if saved_at != cfg.steps:  # the final state, unless the loop just wrote it
+        save(cfg.steps)
     logger.close()
-    return {
-        "run_dir": str(run_dir),
-        "steps": cfg.steps,
-        "skipped_frames": len(data.skipped),
-        **{f"train_{k}": v for k, v in stats.items()},
-        **pose_errors(model, data, gt),
-    }
+    return {"run_dir": str(run_dir), "steps": cfg.steps, "skipped_eyes": len(capture.skipped),
+            **{f"train_{k}": v for k, v in stats.items()},
+            **pose_errors(model, gt, capture.frame_ids)}
 
 
-def _to(data: RaySet, device: torch.device) -> RaySet:
-    return dataclasses.replace(
-        data,
-        **{
-            f.name: getattr(data, f.name).to(device)
-            for f in dataclasses.fields(data)
-            if isinstance(getattr(data, f.name), torch.Tensor)
-        },
-    )
-
-
-def load_model(ckpt_path: str | Path) -> tuple[EyeModel, Config, dict]:
-    """Rebuild the model from the checkpoint's own config and load its weights (strict)."""
+def load_model(ckpt_path: str | Path, device: torch.device | None = None):
+    """Rebuild the model from the checkpoint's own config and capture; load weights (strict)."""
     ckpt = load_checkpoint(ckpt_path)
     cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
-    model = EyeModel(cfg, ckpt["n_frames"], ckpt["n_eyes"])
+    device = device or resolve_device(cfg.device)
+    capture = read_capture(cfg, Path(ckpt["data_root"]))
+    if capture.num_eyes != ckpt.get("num_eyes"):
+        raise CheckpointError(f"{ckpt_path} was trained on {ckpt.get('num_eyes')} eye images, "
+                              f"{ckpt['data_root']} now has {capture.num_eyes}", "data_root")
+    model = build_model(cfg, capture, implementation(cfg, device))
     try:
         model.load_state_dict(ckpt["model"], strict=True)
     except RuntimeError as err:
-        raise ValueError(f"{ckpt_path}: weights do not fit the model of its config: {err}") from err
-    return model.eval(), cfg, ckpt
+        raise CheckpointError(f"{ckpt_path}: weights do not fit the model of its config",
+                              type(err).__name__) from None
+    return model.to(device).eval(), cfg, ckpt, capture.to(device)
 
 
-@torch.no_grad()
-def novel_views(model: EyeModel, cfg: Config, gt: dict, data: RaySet) -> list[dict]:
-    """Ground truth and rendered views of the scene from virtual cameras at the eyes' mean
-    position, looking towards the camera (what the cornea reflections observe)."""
-    from .scene import Scene, look_at_dirs, trace_scene
-
-    scene = Scene.from_dict(gt["scene"])
-    centre = data.c_init.reshape(-1, 3).mean(0).double()
-    views = []
-    for offset in ((0.0, 0.0, 0.0), (-60.0, 0.0, 0.0), (60.0, 30.0, 0.0)):
-        eye = centre + torch.tensor(offset, dtype=torch.float64)
-        dirs = look_at_dirs(eye, -eye, cfg.eval_size, cfg.eval_fov_deg).reshape(-1, 3)
-        origins = eye.expand_as(dirs)
-        true = trace_scene(scene, origins, dirs).float()
-        pred = torch.cat(
-            [
-                render_field(
-                    model.field,
-                    o,
-                    d,
-                    cfg.render_near,
-                    cfg.render_far,
-                    cfg.render_samples,
-                    stratified=False,
-                )
-                for o, d in zip(origins.float().split(4096), dirs.float().split(4096))
-            ]
-        )
-        size = (cfg.eval_size, cfg.eval_size, 3)
-        views.append({"true": true.reshape(size), "pred": pred.clamp(0, 1).reshape(size)})
-    return views
-
-
-@torch.no_grad()
-def iris_error(
-    model: EyeModel, gt: dict, size: int = 48
-) -> tuple[float, torch.Tensor, torch.Tensor]:
-    """MSE of the learned iris texture (eye 0) against the true one on the unit disc."""
-    from .scene import iris_texture
-
-    lin = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
-    vv, uu = torch.meshgrid(lin, lin, indexing="ij")
-    uv = torch.stack([uu, vv], -1).reshape(-1, 2)
-    inside = uv.norm(dim=-1) <= 1
-    true = iris_texture(uv.double(), angular=gt["iris_angular"]).float()
-    pred = (
-        model.texture(uv, torch.zeros(len(uv), dtype=torch.int64))
-        if model.texture is not None
-        else torch.zeros_like(true)
-    )
-    mse = ((pred - true) ** 2)[inside].mean().item()
-    mask = inside[:, None].float()
-    return mse, (true * mask).reshape(size, size, 3), (pred * mask).reshape(size, size, 3)
-
-
-def evaluate(ckpt_path: str | Path, figures: bool = True) -> dict:
-    """Scene PSNR/SSIM/LPIPS on novel views, pose errors, iris error; writes <run>/eval/."""
+def evaluate(ckpt_path: str | Path, figures: bool = True, eval_size: int = 0,
+             max_rays: int = 0) -> dict:
+    """Reconstruction PSNR; on synthetic captures novel-view PSNR/SSIM/LPIPS, pose errors and
+    the iris error; writes <run>/eval/eval.json and figures."""
     from .metrics import LpipsMetric, psnr, ssim
 
-    model, cfg, ckpt = load_model(ckpt_path)
-    data = load_sequence(ckpt["data_root"], cfg.data_on_bad_frame)
+    model, cfg, ckpt, capture = load_model(ckpt_path)
+    if eval_size:
+        cfg = dataclasses.replace(cfg, eval_size=eval_size)
     gt = load_ground_truth(ckpt["data_root"])
-    eval_dir = Path(ckpt_path).resolve().parent.parent / "eval"
+    run_dir = Path(ckpt_path).resolve().parent.parent
+    eval_dir = run_dir / "eval"
     eval_dir.mkdir(parents=True, exist_ok=True)
-    out: dict = {
-        "step": int(ckpt["step"]),
-        "frames": int(data.c_init.shape[0]),
-        "skipped_frames": len(data.skipped),
-    }
+    out: dict = {"step": int(ckpt["step"]), "eye_images": capture.num_eyes,
+                 "skipped_eyes": len(capture.skipped),
+                 **reconstruction(model, capture, max_rays=max_rays)}
     if gt is None:
-        out["note"] = "no gt.json: real capture, only qualitative renders are possible"
+        out["note"] = "no gt.json: real capture, scene metrics need ground truth"
     else:
-        views = novel_views(model, cfg, gt, data)
+        views = novel_views(model, gt, cfg.eval_size, cfg.eval_fov_deg)
         lp = LpipsMetric(cfg.lpips_backbone)
         out["psnr"] = sum(psnr(v["pred"], v["true"]) for v in views) / len(views)
         out["ssim"] = sum(ssim(v["pred"], v["true"]) for v in views) / len(views)
         out[lp.label] = sum(lp(v["pred"], v["true"]) for v in views) / len(views)
-        out.update(pose_errors(model, data, gt))
+        out.update(pose_errors(model, gt, capture.frame_ids))
         out["iris_mse"], iris_true, iris_pred = iris_error(model, gt)
         if figures:
             from .plots import plot_iris, plot_pose_curve, plot_views
 
             plot_views(views, eval_dir / "scene_views.png")
             plot_iris(iris_true, iris_pred, eval_dir / "iris_texture.png")
-            plot_pose_curve(
-                Path(ckpt_path).resolve().parent.parent / "metrics.jsonl",
-                eval_dir / "pose_refinement.png",
-            )
+            plot_pose_curve(run_dir / "metrics.jsonl", eval_dir / "pose_refinement.png")
     (eval_dir / "eval.json").write_text(json.dumps(out, indent=2))
     return out

@@ -29,7 +29,7 @@ def plot_views(views: list[dict], path: Path) -> None:
 def plot_iris(true: torch.Tensor, pred: torch.Tensor, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(6, 3))
     for ax, img, title in zip(axes, (true, pred), ("true iris", "learned iris texture")):
-        ax.imshow((img / img.max().clamp(min=1e-6)).numpy())
+        ax.imshow((img / img.max().clamp(min=1e-6)).clamp(0, 1).numpy())
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     fig.tight_layout()
@@ -46,7 +46,7 @@ def plot_pose_curve(metrics_path: Path, path: Path) -> None:
     steps = [r["step"] for r in records]
     for ax, key, label in (
         (axes[0], "pose_axis_err_deg", "axis error (deg)"),
-        (axes[1], "pose_center_err_mm", "limbus centre error (mm)"),
+        (axes[1], "pose_apex_err_mm", "apex error (mm)"),
         (axes[2], "recon", "photometric loss"),
     ):
         ax.plot(steps, [r[key] for r in records])

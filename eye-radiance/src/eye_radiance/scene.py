@@ -2,8 +2,9 @@
 
 The scene surrounds the camera: coloured, Lambert-shaded spheres between the observer and the
 camera, enclosed by a "room" sphere whose colour varies with direction. Everything is analytic,
-so eye images are rendered exactly by ray tracing the cornea reflection, and ground-truth views of
-the scene can be rendered from any viewpoint. Units mm, OpenCV camera frame. N rays.
+so eye images are rendered exactly by ray tracing the cornea reflection (synthetic.py), and
+ground-truth views of the scene can be rendered from any viewpoint. Units mm, OpenCV camera frame.
+N rays.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-
-from .geometry import intersect_cornea, iris_coords, reflect
 
 LIGHT = (0.3, -0.8, -0.5)  # direction towards the light, for Lambert shading
 
@@ -131,25 +130,6 @@ def iris_texture(
     pupil = torch.sigmoid((r - 0.35) * 40)
     base = torch.tensor(color, dtype=uv.dtype, device=uv.device)
     return (base[None] * rings[:, None] * pupil[:, None]).clamp(0, 1)
-
-
-def render_eye_rays(
-    scene: Scene, dirs: torch.Tensor, c: torch.Tensor, g: torch.Tensor, iris_angular: float = 0.15
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Exact colour of camera rays (origin 0) that see one cornea with pose (c, g).
-
-    Observed colour = scene radiance along the reflected ray + the iris texture seen through the
-    cornea (the additive image model of Sec. 3.2). Returns rgb [N, 3] and hit mask [N].
-    """
-    n = dirs.shape[0]
-    origins = torch.zeros_like(dirs)
-    hit = intersect_cornea(origins, dirs, c.expand(n, 3), g.expand(n, 3))
-    refl = reflect(dirs, hit["normals"])
-    rgb = trace_scene(scene, hit["points"], refl)
-    rgb = rgb + iris_texture(
-        iris_coords(hit["points"], c.expand(n, 3), g.expand(n, 3)), angular=iris_angular
-    )
-    return rgb.clamp(0, 1), hit["hit"]
 
 
 def pinhole_dirs(k: torch.Tensor, height: int, width: int, supersample: int = 1) -> torch.Tensor:
