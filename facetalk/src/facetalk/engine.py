@@ -267,10 +267,12 @@ def generate(model: FaceTalkModel, cfg: Config, wave: torch.Tensor, id_code: tor
     audio = model.audio_encoder(wave[None].to(device), frames).expand(num_samples, -1, -1)
     ids = id_code[None].to(device).expand(num_samples, -1)
     if cfg.method == "regression":
-        zeros_t = torch.zeros(num_samples, dtype=torch.long, device=device)
-        x0 = model.denoiser(torch.zeros(num_samples, frames, cfg.data_exp_dim, device=device),
-                            zeros_t, audio, ids, None)
-        return model.denormalize(x0)
+        # One deterministic prediction, repeated K times (a batched call can differ in the
+        # last float bit between rows, and the baseline has a single output by definition).
+        zeros_t = torch.zeros(1, dtype=torch.long, device=device)
+        x0 = model.denoiser(torch.zeros(1, frames, cfg.data_exp_dim, device=device),
+                            zeros_t, audio[:1], ids[:1], None)
+        return model.denormalize(x0).repeat(num_samples, 1, 1)
     scale = cfg.diff_guidance if guidance is None else guidance
     scheduler = make_scheduler(sampler or cfg.diff_sampler, cfg.diff_train_steps,
                                cfg.diff_beta_schedule, cfg.diff_prediction)
