@@ -383,8 +383,12 @@ def load_annotation_file(path: str | Path, image_dir: str | Path,
     if path.suffix == ".odgt":
         return load_crowdhuman_odgt(path, image_dir, skip_bad_lines)
     data = _read_json(path)
-    if isinstance(data, dict) and "images" in data and "annotations" in data:
-        return _bfjdet_records(data, path, Path(image_dir))
+    if isinstance(data, dict) and ("images" in data or "annotations" in data):
+        if "images" in data and "annotations" in data:
+            return _bfjdet_records(data, path, Path(image_dir))
+        missing = "annotations" if "images" in data else "images"
+        raise DataError(f"{path} looks like BFJDet JSON but has no '{missing}' list",
+                        f"expected {LAYOUTS}")
     if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
         return _official_records(data, path, Path(image_dir))
     raise DataError(f"{path} is in neither annotation layout", f"expected {LAYOUTS}, or a "

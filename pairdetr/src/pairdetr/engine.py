@@ -193,7 +193,7 @@ def fit(cfg: Config) -> dict:
     logger = runtime.MetricsLogger(run_dir, wandb=cfg.wandb and rank == 0,
                                    config=dataclasses.asdict(cfg), project="pairdetr")
     bar = tqdm(loader, total=len(sampler), initial=0, desc="train", disable=rank != 0)
-    metrics, clipped, step = {}, 0, start
+    metrics, clipped, step, saved = {}, 0, start, start
     last = run_dir / "ckpt" / "last.pt"
     for step, batch in enumerate(bar, start=start + 1):
         if batch is None:
@@ -211,9 +211,10 @@ def fit(cfg: Config) -> dict:
                 logger.log(step, split="val", **_finite(scores))
         if rank == 0 and (step % cfg.save_every == 0 or step == cfg.steps):
             _checkpoint(last, cfg, model, optimizer, step)
+            saved = step
     final = {"step": step, **{f"train_{k}": v for k, v in metrics.items()}}
-    if rank == 0 and (step > start or not last.is_file()):
-        _checkpoint(last, cfg, model, optimizer, step)
+    if rank == 0 and saved != step and (step > start or not last.is_file()):
+        _checkpoint(last, cfg, model, optimizer, step)  # e.g. the last batch was undecodable
     scores, _, _ = evaluate_model(model, cfg, device, val_records, rank=rank, world=world)
     if rank == 0:
         logger.log(step, split="val", **_finite(scores))
@@ -246,11 +247,12 @@ def check_same_architecture(ckpt: dict, cfg: Config, where) -> None:
     except (ConfigError, TypeError) as err:
         raise CheckpointError(f"{where}: the checkpoint's config cannot be read ({err})",
                               "was it written by another version of this code?") from err
-    mine, theirs = model_spec(cfg), model_spec(saved)
-    if mine != theirs:
-        diff = [f"{f.name}: {getattr(theirs, f.name)} in the checkpoint, {getattr(mine, f.name)}"
-                f" in the config" for f in dataclasses.fields(ModelSpec)
-                if getattr(theirs, f.name) != getattr(mine, f.name)]
+    if model_spec(cfg) != model_spec(saved):
+        fields = ["method"] + [f.name for f in dataclasses.fields(Config)
+                               if f.name.startswith("model_") and "weights" not in f.name
+                               and f.name != "model_freeze_backbone"]
+        diff = [f"{name}: {getattr(saved, name)} in the checkpoint, {getattr(cfg, name)} in the "
+                "config" for name in fields if getattr(saved, name) != getattr(cfg, name)]
         raise CheckpointError(f"{where} was trained with a different architecture ("
                               f"{'; '.join(diff)})", "use another out_dir or the same model_*")
 
