@@ -33,7 +33,12 @@ def _same(a: float, b: float) -> bool:
 def test_two_gloo_ranks_evaluate_like_one_process(tiny_cfg, tmp_path):
     cfg = dataclasses.replace(tiny_cfg, steps=2, eval_every=1, data_num_val=5, save_every=1,
                               batch_size=1, out_dir=str(tmp_path / "run"))
-    ctx = multiprocessing.get_context("spawn")
+    # fork (Linux) reuses this process's imports: a spawned rank would re-import torch and
+    # transformers (tens of seconds on a loaded 2-core machine); import the lazy parts first
+    runtime.set_determinism(cfg.deterministic)
+    engine.build_model(cfg)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    ctx = multiprocessing.get_context(method)
     procs = [ctx.Process(target=_worker, args=(r, 2, str(tmp_path / "init"),
                                                dataclasses.asdict(cfg), str(tmp_path)))
              for r in range(2)]
