@@ -89,7 +89,7 @@ def test_probe_as_a_real_process(tmp_path):
 
 
 def test_foreign_and_missing_checkpoints_via_eval_main(tmp_path):
-    torch.save({"format_version": 1, "kind": "other", "step": 1, "config": {}, "model": {}},
+    torch.save({"format_version": runtime.FORMAT_VERSION, "kind": "other", "step": 1, "config": {}, "model": {}},
                tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="another program"):
         eval_script.main(["--ckpt", str(tmp_path / "other.pt")])

@@ -63,8 +63,8 @@ def load_init_weights(model: PairDETR, path: str) -> None:
     The official box head already has the layout our head keeps ([face, body], model.py), so the
     conversion renames keys only and official weights give official detections."""
     raw = runtime.read_weights_file(path, "model_init_weights")
-    if isinstance(raw, dict) and "format_version" in raw and "model" in raw:
-        state = raw["model"]
+    if "format_version" in raw:  # a checkpoint of this code: checked like any other
+        state = runtime.load_checkpoint(path)["model"]
     else:
         from .official_reference import convert_official_state_dict
 

@@ -21,7 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-FORMAT_VERSION = 1
+# 2: the box head holds pairs in the official [face, body] layout (model.py); a version-1
+# checkpoint's head means [body, face] and is refused rather than silently swapped
+FORMAT_VERSION = 2
 SUBPROJECT = "pairdetr"
 CKPT_KEYS = ("step", "config", "model")  # keys every checkpoint of this code holds
 
