@@ -201,3 +201,22 @@ def test_official_postprocessing_keeps_every_query():
     official = postprocess_pairs(logits, boxes, 100, 100, protocol="official")
     corrected = postprocess_pairs(logits, boxes, 100, 100, conf_threshold=0.01)
     assert len(official["body"]) == 3 and len(corrected["body"]) == 1
+
+
+def test_subset_ranges_read_the_annotated_heights(tmp_path):
+    """COCOMReval compares gt['height'] and f_bbox[3] as written in the file; y2 - y1 of the
+    converted boxes can fall a bit short of 20 / 50 px (33.1 + 50 - 33.1 = 49.99999...)."""
+    import json
+
+    from pairdetr.data import load_bfjdet_json
+
+    ann = {"image_id": 1, "category_id": 1, "bbox": [0.1, 33.1, 30, 50], "height": 50,
+           "f_bbox": [5, 36.1, 16, 20.0], "vis_ratio": 1.0, "ignore": 0}
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"images": [{"id": 1, "file_name": "a.png", "width": 640,
+                                            "height": 480}], "annotations": [ann]}))
+    rec = load_bfjdet_json(path, tmp_path)[0][0]
+    assert rec.bodies[0, 3] - rec.bodies[0, 1] < 50  # the converted box
+    pairs = np.array([list(rec.bodies[0]) + [0.9] + list(rec.faces[0]) + [0.9]])
+    result = evaluate_mmr([{"pairs": pairs}], [rec], protocol="official")
+    assert result["mMR_Bare"] == 0.0  # the Reasonable setup counts the person: found

@@ -65,6 +65,11 @@ class PairRecord:
     path: str = ""  # image file (real data)
     image: np.ndarray | None = field(default=None, repr=False)  # [H, W, 3] uint8 (synthetic)
     normalized: bool = False
+    # annotated heights as the evaluation toolkits read them (BFJDet "height" / bbox h, f_bbox h):
+    # the subset ranges compare these numbers, not y2 - y1 of the converted boxes (which differs in
+    # the last bit and flips persons at exactly 50 / 20 px). None = take them from the boxes.
+    heights: np.ndarray | None = field(default=None, repr=False)  # [N]
+    face_heights: np.ndarray | None = field(default=None, repr=False)  # [N]
 
     def to_pixels(self, width: int, height: int) -> None:
         """Scale normalised boxes to a `width` x `height` image (no-op for pixel records)."""
@@ -136,7 +141,7 @@ def _person_from_odgt(box) -> tuple:
         raise TypeError("gtboxes entry without a string 'tag'")
     fbox = np.asarray(_box4(box["fbox"], "fbox"), float)
     if tag != "person":  # "mask" = ignore region
-        return fbox, np.zeros(4), np.zeros(4), 1.0, True, False
+        return fbox, np.zeros(4), np.zeros(4), 1.0, True, False, 0.0
     hbox = np.asarray(_box4(box.get("hbox", [0, 0, 0, 0]), "hbox"), float)
     vbox = np.asarray(_box4(box.get("vbox", box["fbox"]), "vbox"), float)
     face = np.asarray(_box4(box.get("f_bbox", [0, 0, 0, 0]), "f_bbox"), float)
@@ -145,7 +150,7 @@ def _person_from_odgt(box) -> tuple:
     vis = float(np.clip((vbox[2] * vbox[3]) / max(fbox[2] * fbox[3], 1e-6), 0, 1))
     face_ok = face[2] > 1 and face[3] > 1 and not head_ignore
     return fbox, (hbox if not head_ignore else np.zeros(4)), (face if face_ok else np.zeros(4)), \
-        vis, ignore, face_ok
+        vis, ignore, face_ok, face[3]
 
 
 def _odgt_record(item, image_dir: Path) -> PairRecord:
@@ -158,7 +163,7 @@ def _odgt_record(item, image_dir: Path) -> PairRecord:
         raise TypeError("'gtboxes' is not a list")
     persons = [_person_from_odgt(b) for b in item["gtboxes"]]
     n = len(persons)
-    col = list(zip(*persons)) if n else [[]] * 6
+    col = list(zip(*persons)) if n else [[]] * 7
     return PairRecord(
         image_id=str(image_id), width=0, height=0,
         bodies=xywh_to_xyxy(np.array(col[0]).reshape(n, 4)),
@@ -170,6 +175,8 @@ def _odgt_record(item, image_dir: Path) -> PairRecord:
         ignore=np.array(col[4], bool).reshape(n),
         has_face=np.array(col[5], bool).reshape(n),
         path=str(Path(image_dir) / f"{image_id}.jpg"),
+        heights=np.array([p[3] for p in col[0]], float).reshape(n),
+        face_heights=np.array(col[6], float).reshape(n),
     )
 
 
@@ -260,11 +267,13 @@ def _bfjdet_records(data: dict, path: Path, image_dir: Path) -> tuple[list[PairR
                 raise TypeError("not an object")
             if _number(ann.get("category_id", 1), "category_id") != 1:
                 continue
-            entry = (_box4(ann["bbox"], "bbox"),
+            bbox = _box4(ann["bbox"], "bbox")
+            entry = (bbox,
                      _box4(ann.get("f_bbox", [0, 0, 0, 0]), "f_bbox"),
                      _box4(ann.get("h_bbox", [0, 0, 0, 0]), "h_bbox"),
                      _number(ann.get("vis_ratio", 1.0), "vis_ratio"),
-                     bool(_number(ann.get("ignore", 0), "ignore")))
+                     bool(_number(ann.get("ignore", 0), "ignore")),
+                     _number(ann.get("height", bbox[3]), "height"))
             key = ann["image_id"]
             hash(key)
         except (KeyError, TypeError, ValueError) as err:
@@ -280,7 +289,7 @@ def _bfjdet_records(data: dict, path: Path, image_dir: Path) -> tuple[list[PairR
     records, stats = [], {"bad_lines": [], "ignored_boxes": 0, "orphan_annotations": orphans}
     for img, (width, height), entries in per_image.values():
         n = len(entries)
-        col = list(zip(*entries)) if n else [[]] * 5
+        col = list(zip(*entries)) if n else [[]] * 6
 
         def boxes(j: int, _col=col, _n=n) -> np.ndarray:
             raw = np.array(_col[j], float).reshape(_n, 4)
@@ -294,6 +303,8 @@ def _bfjdet_records(data: dict, path: Path, image_dir: Path) -> tuple[list[PairR
             vis_ratio=np.array(col[3], float).reshape(n),
             ignore=np.array(col[4], bool).reshape(n),
             path=_resolve_image(image_dir, img["file_name"]),
+            heights=np.array(col[5], float).reshape(n),
+            face_heights=np.array([f[3] for f in col[1]], float).reshape(n),
         )
         stats["ignored_boxes"] += int(rec.ignore.sum())
         records.append(rec)

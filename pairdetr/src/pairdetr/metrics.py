@@ -183,8 +183,9 @@ def _mmr_image(pairs: np.ndarray, rec, setup: tuple, height_scale: float, thr: f
     """Per-image matching of BFJDet's COCOMReval.evaluateImg: (scores, tp, det_ignore, gt_ignore)."""
     (h_lo, h_hi), (v_lo, v_hi), (f_lo, f_hi) = setup
     h_lo, h_hi, f_lo, f_hi = (x * height_scale for x in (h_lo, h_hi, f_lo, f_hi))
-    body_h = rec.bodies[:, 3] - rec.bodies[:, 1]
-    face_h = np.where(rec.has_face, rec.faces[:, 3] - rec.faces[:, 1], 0.0)
+    body_h = rec.bodies[:, 3] - rec.bodies[:, 1] if rec.heights is None else rec.heights
+    face_h = rec.faces[:, 3] - rec.faces[:, 1] if rec.face_heights is None else rec.face_heights
+    face_h = np.where(rec.has_face, face_h, 0.0)  # no face: below every face-height range
     gt_ign = (rec.ignore | (body_h < h_lo) | (body_h > h_hi) | (rec.vis_ratio < v_lo)
               | (rec.vis_ratio > v_hi) | (face_h < f_lo) | (face_h > f_hi))
     order = np.argsort(gt_ign, kind="mergesort")
