@@ -6,19 +6,23 @@ present), as ratios ours / official measured in one run, then the pair matcher's
 
   python bench.py                 # paper architecture (ResNet-50, 6+6 layers, 1500 queries), 384 px
   python bench.py --small         # the tiny preset's architecture (seconds)
+  python bench.py --gpu [--json PATH]   # CUDA figures only, paper architecture at 800 x 1216
+                                        # (a CrowdHuman validation size); <= 30 s on an H200
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
 from pairdetr.losses import SetCriterion
 from pairdetr.matching import PairHungarianMatcher
-from pairdetr.model import ModelSpec, PairDETR
+from pairdetr.model import ModelSpec, PairDETR, official_to_ours
 from pairdetr.official_reference import official_from_pairdetr
 
 PAPER = ModelSpec(backbone="resnet50", dim=256, ffn_dim=1024, heads=8, enc_layers=6, dec_layers=6,
@@ -50,11 +54,13 @@ def _targets(n: int, device: torch.device, gen: torch.Generator) -> list[dict]:
     return [{"boxes": boxes.to(device), "labels": torch.randint(0, 2, (n,), generator=gen).to(device)}]
 
 
-def bench_models(spec: ModelSpec, size: int, repeats: int, device: torch.device) -> dict:
+def bench_models(spec: ModelSpec, size: int | tuple[int, int], repeats: int,
+                 device: torch.device) -> dict:
     torch.manual_seed(0)
     ours = PairDETR(spec).to(device)
     official = official_from_pairdetr(ours).to(device)
-    x = torch.randn(1, 3, size, size, device=device)
+    height, width = (size, size) if isinstance(size, int) else size
+    x = torch.randn(1, 3, height, width, device=device)
     criterion = SetCriterion(PairHungarianMatcher(), WEIGHTS)
     targets = _targets(20, device, torch.Generator().manual_seed(0))
 
@@ -67,7 +73,7 @@ def bench_models(spec: ModelSpec, size: int, repeats: int, device: torch.device)
         model.train()
         out = model(x) if official_layout else model(x, aux=False)
         if official_layout:
-            out = {"pred_logits": out["logits"], "pred_boxes": out["pred_boxes"]}
+            out = {"pred_logits": out["logits"], "pred_boxes": official_to_ours(out["pred_boxes"])}
         loss = criterion(out, targets)["loss"]
         loss.backward()
         model.zero_grad(set_to_none=True)
@@ -93,12 +99,36 @@ def bench_matcher(queries: int, targets: int = 30, repeats: int = 21) -> tuple[f
     return pair, single
 
 
+def gpu_figures(repeats: int = 5, size: tuple[int, int] = (800, 1216)) -> dict:
+    """The CUDA figures of `make gpu-check`: paper architecture, ours vs the official definition."""
+    device = torch.device("cuda")
+    torch.cuda.reset_peak_memory_stats(device)
+    res = bench_models(PAPER, size, repeats, device)
+    (ti, to), (tt, tto) = res["infer"], res["train"]
+    return {"infer_img_per_s": 1 / ti, "train_step_s": tt, "infer_ratio_ours_official": to / ti,
+            "train_ratio_ours_official": tt / tto, "infer_img_per_s_official": 1 / to,
+            "train_step_s_official": tto, "size": list(size), "repeats": repeats,
+            "device": torch.cuda.get_device_name(device),
+            "cuda_max_mem_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--small", action="store_true", help="tiny architecture instead of paper")
     parser.add_argument("--size", type=int, default=0, help="square input side (default 384/96)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--gpu", action="store_true", help="CUDA figures only (make gpu-check)")
+    parser.add_argument("--json", default="", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    if args.gpu:
+        if not torch.cuda.is_available():
+            print("no CUDA: GPU figures skipped")
+            return {}
+        report = gpu_figures()
+        print(json.dumps(report, indent=2))
+        if args.json:
+            Path(args.json).write_text(json.dumps(report, indent=2))
+        return report
     spec, size = (SMALL, args.size or 96) if args.small else (PAPER, args.size or 384)
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     report: dict = {"spec": str(spec), "size": size}
@@ -120,6 +150,8 @@ def main(argv: list[str] | None = None) -> dict:
         pair, single = bench_matcher(q)
         report["matcher_ms"][q] = [pair * 1e3, single * 1e3]
         print(f"{q:8d} {pair * 1e3:16.2f} {single * 1e3:14.2f} {pair / single:12.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
     return report
 
 

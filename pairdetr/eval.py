@@ -1,36 +1,38 @@
 """Evaluate a checkpoint: python eval.py --ckpt runs/demo/ckpt/last.pt [--field value ...].
 
-Writes <run>/eval/val.json (body/face AP and MR^-2, mMR^-2 per subset) and <run>/eval/pairs.png.
-Only evaluation fields may be overridden (data_*, eval_*); the model comes from the checkpoint.
+Writes <run>/eval/val.json (body/face AP and MR^-2, mMR^-2 per subset, under both evaluation
+protocols) and <run>/eval/pairs.png. Only evaluation fields may be overridden (data_*, eval_*,
+device); the model comes from the checkpoint. User errors: one line, exit status 2 (`--debug`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import sys
 
 from pairdetr.config import _coerce, _field_types
 from pairdetr.engine import evaluate_checkpoint
+from pairdetr.runtime import ConfigError, cli
 
-ALLOWED_PREFIXES = ("data_", "eval_")
+ALLOWED_PREFIXES = ("data_", "eval_", "device")
 
 
 def main(argv: list[str] | None = None) -> dict:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = list(argv or [])
     if "--ckpt" not in argv or argv.index("--ckpt") + 1 >= len(argv):
-        raise SystemExit("usage: eval.py --ckpt <run>/ckpt/last.pt [--eval_max_images N ...]")
+        raise ConfigError("eval.py needs --ckpt <run>/ckpt/last.pt",
+                          "usage: eval.py --ckpt PATH [--eval_max_images N ...]")
     i = argv.index("--ckpt")
     ckpt = argv[i + 1]
     del argv[i:i + 2]
     if len(argv) % 2:
-        raise ValueError(f"expected --field value pairs, got {argv}")
+        raise ConfigError(f"expected --field value pairs, got {argv}")
     types, overrides = _field_types(), {}
     for flag, value in zip(argv[::2], argv[1::2]):
-        name = flag.lstrip("-")
+        name = flag[2:].replace("-", "_") if flag.startswith("--") else flag
         if name not in types or not name.startswith(ALLOWED_PREFIXES):
             valid = sorted(k for k in types if k.startswith(ALLOWED_PREFIXES))
-            raise ValueError(f"eval.py cannot set {flag!r}; valid: {valid}")
+            raise ConfigError(f"eval.py cannot set {flag!r}", f"valid: {', '.join(valid)}")
         overrides[name] = _coerce(name, value, types[name])
     result = evaluate_checkpoint(ckpt, overrides)
     print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
@@ -39,4 +41,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -1,4 +1,5 @@
-"""Data: body-face pair records from CrowdHuman / CityPersons (BFJDet layouts) and a synthetic crowd.
+"""Data: body-face pair records from CrowdHuman / CityPersons (three on-disk layouts) and a
+synthetic crowd.
 
 Every source yields `PairRecord`s (pixel boxes, xyxy) that `PairDataset` turns into model inputs:
   image  [3, H, W] ImageNet-normalised, resized so the short side is `image_size` (long <= max_size);
@@ -7,14 +8,19 @@ Every source yields `PairRecord`s (pixel boxes, xyxy) that `PairDataset` turns i
          approximated head when no head box is annotated); ignored persons are dropped, as in the
          official preprocessed annotations; boxes outside the image are clipped and counted.
 
-Formats:
+Layouts (README "Paper settings and datasets"):
   CrowdHuman .odgt: one JSON object per line, {"ID", "gtboxes": [{"tag", "fbox", "hbox", "vbox",
     "extra": {"ignore"}, "head_attr": {"ignore", "occ", "unsure"}}]} with [x, y, w, h] boxes.
     An optional per-box "f_bbox" [x, y, w, h] (BFJDet face) is used when present.
   BFJDet COCO-style JSON (CrowdHuman instances_*_full_bhf_new.json, CityPersons
     instances_*_bhfmatch_new.json): "images" (id, file_name, width, height) and person
     "annotations" (image_id, bbox, f_bbox, h_bbox, vis_ratio, ignore); an invisible face or head
-    has w = h = 0 (BFJDet tests w > 1).
+    is [1, 1, 1, 1] (w = h = 1; BFJDet tests w > 1).
+  Official PairDETR JSON (mts-ai/pairdetr annotations/*_df_body_face_*.json, read by its
+    dataset.py): {image_name: [[cls, cx, cy, w, h, cx, cy, w, h], ...]}, boxes normalised to
+    [0, 1], the FIRST box the body and the second the face (cls 0) or head (cls 1); ignored
+    persons already removed, no visibility. Image: <image dir>/<image_name>.jpg (as dataset.py),
+    or .png, or CityPersons' leftImg8bit/<split>/<city>/<image_name>.png.
 """
 
 from __future__ import annotations
@@ -30,15 +36,22 @@ import torch
 import torch.nn.functional as F
 
 from .boxes import xywh_to_xyxy
+from .runtime import ConfigError, DataError, MissingPathError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 LABEL_PAIR, LABEL_BODY_ONLY = 0, 1
+LAYOUTS = ("BFJDet COCO-style JSON ({\"images\": [...], \"annotations\": [...]}) or the official "
+           "PairDETR JSON ({image_name: [[cls, cx, cy, w, h, cx, cy, w, h], ...]}, normalised)")
 
 
 @dataclass
 class PairRecord:
-    """One image and its persons (pixel xyxy boxes; zeros where a box does not exist)."""
+    """One image and its persons (pixel xyxy boxes; zeros where a box does not exist).
+
+    `normalized` records (official layout) hold boxes in [0, 1] until `to_pixels` is called with
+    the decoded image size (PairDataset does it).
+    """
 
     image_id: str
     width: int
@@ -51,6 +64,21 @@ class PairRecord:
     ignore: np.ndarray  # [N] bool, ignore region / person flagged ignore
     path: str = ""  # image file (real data)
     image: np.ndarray | None = field(default=None, repr=False)  # [H, W, 3] uint8 (synthetic)
+    normalized: bool = False
+    # annotated heights as the evaluation toolkits read them (BFJDet "height" / bbox h, f_bbox h):
+    # the subset ranges compare these numbers, not y2 - y1 of the converted boxes (which differs in
+    # the last bit and flips persons at exactly 50 / 20 px). None = take them from the boxes.
+    heights: np.ndarray | None = field(default=None, repr=False)  # [N]
+    face_heights: np.ndarray | None = field(default=None, repr=False)  # [N]
+
+    def to_pixels(self, width: int, height: int) -> None:
+        """Scale normalised boxes to a `width` x `height` image (no-op for pixel records)."""
+        if self.normalized:
+            scale = np.array([width, height, width, height], float)
+            self.bodies, self.faces, self.heads = (self.bodies * scale, self.faces * scale,
+                                                   self.heads * scale)
+            self.normalized = False
+        self.width, self.height = width, height
 
 
 def _valid(boxes: np.ndarray, min_size: float = 1.0) -> np.ndarray:
@@ -73,113 +101,309 @@ def approximate_head(bodies: np.ndarray) -> np.ndarray:
     return np.stack([cx - 0.15 * w, cy - 0.07 * h, cx + 0.15 * w, cy + 0.07 * h], 1)
 
 
-# ------------------------------------------------------------------ real data loaders
+# ------------------------------------------------------------------ field validation
 
 
-def _person_from_odgt(box: dict) -> tuple | None:
-    if box.get("tag") != "person":  # "mask" = ignore region
-        return np.asarray(box["fbox"], float), np.zeros(4), np.zeros(4), 1.0, True, False
-    fbox = np.asarray(box["fbox"], float)
-    hbox = np.asarray(box.get("hbox", [0, 0, 0, 0]), float)
-    vbox = np.asarray(box.get("vbox", box["fbox"]), float)
-    face = np.asarray(box.get("f_bbox", [0, 0, 0, 0]), float)
-    ignore = bool(box.get("extra", {}).get("ignore", 0))
-    head_ignore = bool(box.get("head_attr", {}).get("ignore", 0))
+def _number(value, name: str) -> float:
+    """A finite int/float (not bool), else ValueError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} is {type(value).__name__}, not a number")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} is not finite")
+    return value
+
+
+def _box4(value, name: str) -> list[float]:
+    """Four finite numbers [x, y, w, h], else ValueError naming the field."""
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        raise TypeError(f"{name} is not a list of 4 numbers")
+    return [_number(v, name) for v in value]
+
+
+def _flag(container, key: str, name: str) -> bool:
+    """A 0/1/bool flag inside an optional dict; missing = False."""
+    if container is None:
+        return False
+    if not isinstance(container, dict):
+        raise TypeError(f"{name} is not an object")
+    return bool(_number(container.get(key, 0), f"{name}.{key}"))
+
+
+# ------------------------------------------------------------------ CrowdHuman .odgt
+
+
+def _person_from_odgt(box) -> tuple:
+    if not isinstance(box, dict):
+        raise TypeError("a gtboxes entry is not an object")
+    tag = box.get("tag")
+    if not isinstance(tag, str):
+        raise TypeError("gtboxes entry without a string 'tag'")
+    fbox = np.asarray(_box4(box["fbox"], "fbox"), float)
+    if tag != "person":  # "mask" = ignore region
+        return fbox, np.zeros(4), np.zeros(4), 1.0, True, False, 0.0
+    hbox = np.asarray(_box4(box.get("hbox", [0, 0, 0, 0]), "hbox"), float)
+    vbox = np.asarray(_box4(box.get("vbox", box["fbox"]), "vbox"), float)
+    face = np.asarray(_box4(box.get("f_bbox", [0, 0, 0, 0]), "f_bbox"), float)
+    ignore = _flag(box.get("extra"), "ignore", "extra")
+    head_ignore = _flag(box.get("head_attr"), "ignore", "head_attr")
     vis = float(np.clip((vbox[2] * vbox[3]) / max(fbox[2] * fbox[3], 1e-6), 0, 1))
     face_ok = face[2] > 1 and face[3] > 1 and not head_ignore
     return fbox, (hbox if not head_ignore else np.zeros(4)), (face if face_ok else np.zeros(4)), \
-        vis, ignore, face_ok
+        vis, ignore, face_ok, face[3]
+
+
+def _odgt_record(item, image_dir: Path) -> PairRecord:
+    if not isinstance(item, dict):
+        raise TypeError("line is not a JSON object")
+    image_id = item["ID"]
+    if not isinstance(image_id, (str, int)) or isinstance(image_id, bool):
+        raise TypeError("'ID' is not a string")
+    if not isinstance(item["gtboxes"], list):
+        raise TypeError("'gtboxes' is not a list")
+    persons = [_person_from_odgt(b) for b in item["gtboxes"]]
+    n = len(persons)
+    col = list(zip(*persons)) if n else [[]] * 7
+    return PairRecord(
+        image_id=str(image_id), width=0, height=0,
+        bodies=xywh_to_xyxy(np.array(col[0]).reshape(n, 4)),
+        heads=np.where(np.array(col[1]).reshape(n, 4)[:, 2:3] > 1,
+                       xywh_to_xyxy(np.array(col[1]).reshape(n, 4)), 0.0),
+        faces=np.where(np.array(col[2]).reshape(n, 4)[:, 2:3] > 1,
+                       xywh_to_xyxy(np.array(col[2]).reshape(n, 4)), 0.0),
+        vis_ratio=np.array(col[3], float).reshape(n),
+        ignore=np.array(col[4], bool).reshape(n),
+        has_face=np.array(col[5], bool).reshape(n),
+        path=str(Path(image_dir) / f"{image_id}.jpg"),
+        heights=np.array([p[3] for p in col[0]], float).reshape(n),
+        face_heights=np.array(col[6], float).reshape(n),
+    )
 
 
 def load_crowdhuman_odgt(path: str | Path, image_dir: str | Path,
                          skip_bad_lines: bool = True) -> tuple[list[PairRecord], dict]:
     """Read a CrowdHuman .odgt file. Image sizes are read lazily (0 until the image is opened).
 
-    Malformed lines (bad JSON, missing keys) raise a ValueError naming the line number, or are
-    skipped with a warning when `skip_bad_lines`. Returns (records, stats).
+    A malformed line (bad JSON, missing keys, a box that is not 4 finite numbers) raises a
+    DataError naming the line number, or is skipped with a warning when `skip_bad_lines`;
+    every non-empty line ends up either as a record or in stats["bad_lines"].
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"CrowdHuman annotation not found: {path} (expected "
-                                "<data_root>/annotation_train.odgt, annotation_val.odgt, Images/)")
+        raise MissingPathError(f"CrowdHuman annotation not found: {path}",
+                               "expected <data_root>/annotation_train.odgt, annotation_val.odgt, "
+                               "Images/")
     records, stats = [], {"bad_lines": [], "ignored_boxes": 0}
-    with path.open() as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, start=1):
+            if not raw.strip():
                 continue
             try:
-                item = json.loads(line)
-                persons = [_person_from_odgt(b) for b in item["gtboxes"]]
-                image_id = str(item["ID"])
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError, IndexError) as err:
+                rec = _odgt_record(json.loads(raw.decode("utf-8")), Path(image_dir))
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError,
+                    IndexError, RecursionError) as err:
                 msg = f"{path}:{line_no}: malformed .odgt line ({type(err).__name__}: {err})"
                 if not skip_bad_lines:
-                    raise ValueError(msg) from err
-                warnings.warn(msg + "; skipped", stacklevel=2)
+                    raise DataError(msg[:300], "set data_skip_bad_lines = true to skip such "
+                                               "lines") from err
+                warnings.warn(msg[:300] + "; skipped", stacklevel=2)
                 stats["bad_lines"].append(line_no)
                 continue
-            n = len(persons)
-            col = list(zip(*persons)) if n else [[]] * 6
-            rec = PairRecord(
-                image_id=image_id, width=0, height=0,
-                bodies=xywh_to_xyxy(np.array(col[0]).reshape(n, 4)),
-                heads=np.where(np.array(col[1]).reshape(n, 4)[:, 2:3] > 1,
-                               xywh_to_xyxy(np.array(col[1]).reshape(n, 4)), 0.0),
-                faces=np.where(np.array(col[2]).reshape(n, 4)[:, 2:3] > 1,
-                               xywh_to_xyxy(np.array(col[2]).reshape(n, 4)), 0.0),
-                vis_ratio=np.array(col[3], float).reshape(n),
-                ignore=np.array(col[4], bool).reshape(n),
-                has_face=np.array(col[5], bool).reshape(n),
-                path=str(Path(image_dir) / f"{image_id}.jpg"),
-            )
             stats["ignored_boxes"] += int(rec.ignore.sum())
             records.append(rec)
     return records, stats
 
 
+# ------------------------------------------------------------------ BFJDet COCO-style JSON
+
+
 def _resolve_image(image_dir: Path, file_name: str) -> str:
-    direct = image_dir / file_name
-    if direct.exists():
-        return str(direct)
-    base = Path(file_name).name  # CityPersons: leftImg8bit/<split>/<city>/<city>_..._leftImg8bit.png
-    city = image_dir / base.split("_")[0] / base
-    return str(city if city.exists() or "leftImg8bit" in base else direct)
+    """An existing image for `file_name`: direct, or CityPersons' <city>/ sub-folder; with no
+    extension (official layout keys) also <name>.jpg (as the official dataset.py) or .png."""
+    stem = Path(file_name)
+    names = [file_name] if stem.suffix in {".jpg", ".png", ".jpeg"} else \
+        [file_name.split(".")[0] + ".jpg", file_name.split(".")[0] + ".png"]
+    candidates = []
+    for name in names:
+        base = Path(name).name  # CityPersons: <city>_..._leftImg8bit.png
+        candidates += [image_dir / name, image_dir / base.split("_")[0] / base]
+    for candidate in candidates:
+        if candidate.exists():
+            return str(candidate)
+    # none exists: name the expected place (CityPersons' city sub-folder) in the decode warning
+    return str(candidates[1] if "leftImg8bit" in file_name else candidates[0])
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise DataError(f"{path} is not valid JSON ({type(err).__name__}: {str(err)[:80]})",
+                        f"expected {LAYOUTS}") from err
+
+
+def _bfjdet_records(data: dict, path: Path, image_dir: Path) -> tuple[list[PairRecord], dict]:
+    images, anns = data["images"], data["annotations"]
+    if not isinstance(images, list) or not isinstance(anns, list):
+        raise DataError(f"{path}: 'images' and 'annotations' must be lists", f"expected {LAYOUTS}")
+    per_image: dict = {}
+    for i, img in enumerate(images):
+        try:
+            if not isinstance(img, dict) or not isinstance(img["file_name"], str):
+                raise TypeError("not an object with a string file_name")
+            key = img["id"]
+            hash(key)
+            size = (_number(img["width"], "width"), _number(img["height"], "height"))
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{path}: images[{i}] is malformed ({type(err).__name__}: "
+                            f"{str(err)[:80]})", "needs id, file_name, width, height") from err
+        if key in per_image:
+            raise DataError(f"{path}: images[{i}] repeats image id {key!r}")
+        per_image[key] = (img, size, [])
+    orphans = 0
+    for i, ann in enumerate(anns):
+        try:
+            if not isinstance(ann, dict):
+                raise TypeError("not an object")
+            if _number(ann.get("category_id", 1), "category_id") != 1:
+                continue
+            bbox = _box4(ann["bbox"], "bbox")
+            entry = (bbox,
+                     _box4(ann.get("f_bbox", [0, 0, 0, 0]), "f_bbox"),
+                     _box4(ann.get("h_bbox", [0, 0, 0, 0]), "h_bbox"),
+                     _number(ann.get("vis_ratio", 1.0), "vis_ratio"),
+                     bool(_number(ann.get("ignore", 0), "ignore")),
+                     _number(ann.get("height", bbox[3]), "height"))
+            key = ann["image_id"]
+            hash(key)
+        except (KeyError, TypeError, ValueError) as err:
+            raise DataError(f"{path}: annotations[{i}] is malformed ({type(err).__name__}: "
+                            f"{str(err)[:80]})", "needs image_id and bbox [x, y, w, h]") from err
+        if key not in per_image:
+            orphans += 1
+            continue
+        per_image[key][2].append(entry)
+    if orphans:
+        warnings.warn(f"{path}: {orphans} annotations name no image of 'images'; skipped",
+                      stacklevel=3)
+    records, stats = [], {"bad_lines": [], "ignored_boxes": 0, "orphan_annotations": orphans}
+    for img, (width, height), entries in per_image.values():
+        n = len(entries)
+        col = list(zip(*entries)) if n else [[]] * 6
+
+        def boxes(j: int, _col=col, _n=n) -> np.ndarray:
+            raw = np.array(_col[j], float).reshape(_n, 4)
+            return np.where(raw[:, 2:3] > 1, xywh_to_xyxy(raw), 0.0)
+
+        faces = boxes(1)
+        rec = PairRecord(
+            image_id=str(img["file_name"]), width=int(width), height=int(height),
+            bodies=xywh_to_xyxy(np.array(col[0], float).reshape(n, 4)),
+            faces=faces, heads=boxes(2), has_face=_valid(faces),
+            vis_ratio=np.array(col[3], float).reshape(n),
+            ignore=np.array(col[4], bool).reshape(n),
+            path=_resolve_image(image_dir, img["file_name"]),
+            heights=np.array(col[5], float).reshape(n),
+            face_heights=np.array([f[3] for f in col[1]], float).reshape(n),
+        )
+        stats["ignored_boxes"] += int(rec.ignore.sum())
+        records.append(rec)
+    return records, stats
 
 
 def load_bfjdet_json(path: str | Path, image_dir: str | Path) -> tuple[list[PairRecord], dict]:
     """Read BFJDet's COCO-style body-face annotation (CrowdHuman or CityPersons)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"BFJDet annotation not found: {path}")
-    data = json.loads(path.read_text())
-    for key in ("images", "annotations"):
-        if key not in data:
-            raise ValueError(f"{path} has no '{key}' list: not a BFJDet/COCO annotation file")
-    per_image: dict = {img["id"]: [] for img in data["images"]}
-    for ann in data["annotations"]:
-        if ann.get("category_id", 1) == 1 and ann["image_id"] in per_image:
-            per_image[ann["image_id"]].append(ann)
-    records, stats = [], {"bad_lines": [], "ignored_boxes": 0}
-    for img in data["images"]:
-        anns = per_image[img["id"]]
-        n = len(anns)
+        raise MissingPathError(f"BFJDet annotation not found: {path}")
+    data = _read_json(path)
+    if not (isinstance(data, dict) and "images" in data and "annotations" in data):
+        raise DataError(f"{path} has no 'images' and 'annotations' lists",
+                        f"expected {LAYOUTS}")
+    return _bfjdet_records(data, path, Path(image_dir))
 
-        def boxes(key: str, _anns=anns, _n=n) -> np.ndarray:
-            raw = np.array([a.get(key, [0, 0, 0, 0]) for a in _anns], float).reshape(_n, 4)
-            return np.where(raw[:, 2:3] > 1, xywh_to_xyxy(raw), 0.0)
 
-        faces = boxes("f_bbox")
-        rec = PairRecord(
-            image_id=str(img["file_name"]), width=int(img["width"]), height=int(img["height"]),
-            bodies=xywh_to_xyxy(np.array([a["bbox"] for a in anns], float).reshape(n, 4)),
-            faces=faces, heads=boxes("h_bbox"), has_face=_valid(faces),
-            vis_ratio=np.array([a.get("vis_ratio", 1.0) for a in anns], float).reshape(n),
-            ignore=np.array([bool(a.get("ignore", 0)) for a in anns], bool).reshape(n),
-            path=_resolve_image(Path(image_dir), img["file_name"]),
-        )
-        stats["ignored_boxes"] += int(rec.ignore.sum())
-        records.append(rec)
+# ------------------------------------------------------------------ official PairDETR JSON
+
+
+def _official_row(row, where: str) -> list[float]:
+    if not isinstance(row, (list, tuple)) or len(row) != 9:
+        raise TypeError(f"{where} is not a list of 9 numbers")
+    values = [_number(v, where) for v in row]
+    if values[0] not in (0.0, 1.0):
+        raise ValueError(f"{where}: class {values[0]} is not 0 or 1")
+    boxes = np.array(values[1:]).reshape(2, 4)  # cx, cy, w, h
+    low, high = boxes[:, :2] - boxes[:, 2:] / 2, boxes[:, :2] + boxes[:, 2:] / 2
+    tol = 1e-3  # the official files are clipped to [0, 1]; allow rounding
+    if (boxes[:, 2:] < 0).any() or (low < -tol).any() or (high > 1 + tol).any():
+        raise ValueError(f"{where}: boxes are not normalised cx, cy, w, h inside [0, 1]")
+    return values
+
+
+def _official_records(data: dict, path: Path, image_dir: Path) -> tuple[list[PairRecord], dict]:
+    records, stats = [], {"bad_lines": [], "ignored_boxes": 0, "pairs": 0}
+    for name, rows in data.items():
+        if not isinstance(rows, list):
+            raise DataError(f"{path}: value of {name!r} is not a list of rows", f"expected "
+                            f"{LAYOUTS}")
+        try:
+            table = np.array([_official_row(r, f"{name!r} row {i}") for i, r in enumerate(rows)],
+                             float).reshape(len(rows), 9)
+        except (TypeError, ValueError) as err:
+            raise DataError(f"{path}: {str(err)[:160]}", f"expected {LAYOUTS}") from err
+        n = len(table)
+        cls = table[:, 0].astype(int)
+        first = table[:, 1:5]  # body
+        second = np.concatenate([table[:, 5:7] - table[:, 7:9] / 2,
+                                 table[:, 5:7] + table[:, 7:9] / 2], 1)  # face / head, xyxy
+        is_pair = cls == LABEL_PAIR
+        records.append(PairRecord(
+            image_id=name, width=0, height=0,
+            bodies=np.concatenate([first[:, :2] - first[:, 2:] / 2,
+                                   first[:, :2] + first[:, 2:] / 2], 1),
+            faces=np.where(is_pair[:, None], second, 0.0),
+            heads=np.where(is_pair[:, None], 0.0, second),
+            has_face=is_pair, vis_ratio=np.ones(n), ignore=np.zeros(n, bool),
+            path=_resolve_image(image_dir, name), normalized=True))
+        stats["pairs"] += int(is_pair.sum())
+    if not records:
+        raise DataError(f"{path} holds no image", f"expected {LAYOUTS}")
     return records, stats
+
+
+def load_official_json(path: str | Path, image_dir: str | Path) -> tuple[list[PairRecord], dict]:
+    """Read an annotation file of the official code ({image: [[cls, body cxcywh, face/head
+    cxcywh], ...]}, normalised). Records stay normalised until the image is decoded."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingPathError(f"annotation not found: {path}")
+    data = _read_json(path)
+    if not isinstance(data, dict) or "images" in data:
+        raise DataError(f"{path} is not in the official PairDETR layout", f"expected {LAYOUTS}")
+    return _official_records(data, path, Path(image_dir))
+
+
+def load_annotation_file(path: str | Path, image_dir: str | Path,
+                         skip_bad_lines: bool = True) -> tuple[list[PairRecord], dict]:
+    """Any supported annotation file: .odgt by suffix, JSON layouts by content."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingPathError(f"annotation file not found: {path}",
+                               "set data_root / data_train_ann / data_val_ann (README: folder "
+                               "trees)")
+    if path.suffix == ".odgt":
+        return load_crowdhuman_odgt(path, image_dir, skip_bad_lines)
+    data = _read_json(path)
+    if isinstance(data, dict) and ("images" in data or "annotations" in data):
+        if "images" in data and "annotations" in data:
+            return _bfjdet_records(data, path, Path(image_dir))
+        missing = "annotations" if "images" in data else "images"
+        raise DataError(f"{path} looks like BFJDet JSON but has no '{missing}' list",
+                        f"expected {LAYOUTS}")
+    if isinstance(data, dict) and data and all(isinstance(v, list) for v in data.values()):
+        return _official_records(data, path, Path(image_dir))
+    raise DataError(f"{path} is in neither annotation layout", f"expected {LAYOUTS}, or a "
+                    "CrowdHuman .odgt file")
 
 
 def load_dataset_records(name: str, root: str, split: str, ann: str = "",
@@ -187,20 +411,24 @@ def load_dataset_records(name: str, root: str, split: str, ann: str = "",
     """Records of the paper's datasets in their published layouts (README: folder trees)."""
     root_path = Path(root)
     if not root or not root_path.is_dir():
-        raise FileNotFoundError(f"data_root {root!r} is not a folder; see README 'Datasets'")
+        raise MissingPathError(f"data_root {root!r} is not a folder",
+                               "see README 'Paper settings and datasets'")
     if name == "crowdhuman":
         ann_path = root_path / (ann or f"annotation_{split}.odgt")
-        if ann_path.suffix == ".json":
-            return load_bfjdet_json(ann_path, root_path / "Images")
-        return load_crowdhuman_odgt(ann_path, root_path / "Images", skip_bad_lines)
+        if not ann_path.is_file():
+            raise MissingPathError(f"CrowdHuman annotation not found: {ann_path}",
+                                   "expected <data_root>/annotation_train.odgt, "
+                                   "annotation_val.odgt, Images/")
+        return load_annotation_file(ann_path, root_path / "Images", skip_bad_lines)
     if name == "citypersons":
         ann_path = root_path / (ann or f"annotations/instances_{split}_bhfmatch_new.json")
         if not ann_path.is_file():
-            raise FileNotFoundError(
-                f"CityPersons annotation not found: {ann_path} (expected <data_root>/annotations/"
-                f"instances_{{train,val}}_bhfmatch_new.json and leftImg8bit/{{train,val}}/<city>/)")
-        return load_bfjdet_json(ann_path, root_path / "leftImg8bit" / split)
-    raise ValueError(f"unknown dataset {name!r}")
+            raise MissingPathError(
+                f"CityPersons annotation not found: {ann_path}",
+                "expected <data_root>/annotations/instances_{train,val}_bhfmatch_new.json and "
+                "leftImg8bit/{train,val}/<city>/")
+        return load_annotation_file(ann_path, root_path / "leftImg8bit" / split, skip_bad_lines)
+    raise ConfigError(f"unknown dataset {name!r}", "data_name: synthetic, crowdhuman, citypersons")
 
 
 # ------------------------------------------------------------------ synthetic crowd
@@ -304,15 +532,28 @@ def load_image(record: PairRecord) -> np.ndarray:
         raise OSError(f"cannot decode image {record.path}: {err}") from err
 
 
-def record_targets(record: PairRecord, width: int, height: int) -> tuple[dict, int]:
-    """Training targets of a record at its pixel size: (target dict, number of clipped boxes)."""
+def pair_mask(faces: np.ndarray, has_face: np.ndarray, width: float, height: float,
+              min_face_area: float = 0.0) -> np.ndarray:
+    """Which persons become class-0 pairs: a visible face whose area is at least
+    `min_face_area` of the image area (1e-4 reproduces the official CityPersons files)."""
+    area = (faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1]) / max(width * height, 1e-12)
+    return has_face & _valid(faces) & (area >= min_face_area)
+
+
+def record_targets(record: PairRecord, width: int, height: int,
+                   min_face_area: float = 0.0) -> tuple[dict, int]:
+    """Training targets of a record at its pixel size: (target dict, number of clipped boxes).
+
+    A visible face smaller than `min_face_area` x image area counts as "no visible face"
+    (class 1, head in the second slot), the official files' pair rule (README "Class-0 rule").
+    """
     keep = ~record.ignore & _valid(record.bodies)
     bodies, n_clip = clip_boxes(record.bodies[keep], width, height)
     faces, n_clip_f = clip_boxes(record.faces[keep], width, height)
     heads = np.where(_valid(record.heads[keep])[:, None], record.heads[keep],
                      approximate_head(bodies))
     heads, _ = clip_boxes(heads, width, height)
-    has_face = record.has_face[keep] & _valid(faces)
+    has_face = pair_mask(faces, record.has_face[keep], width, height, min_face_area)
     second = np.where(has_face[:, None], faces, heads)  # face slot of a faceless body = head
     pair = np.concatenate([bodies, second], 1).reshape(-1, 2, 4)  # [T, 2, 4] xyxy
     scale = np.array([width, height, width, height], float)
@@ -350,9 +591,9 @@ class PairDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, records: list[PairRecord], image_size: int, max_size: int,
-                 single_boxes: bool = False):
+                 single_boxes: bool = False, min_face_area: float = 0.0):
         self.records, self.image_size, self.max_size = records, image_size, max_size
-        self.single_boxes = single_boxes
+        self.single_boxes, self.min_face_area = single_boxes, min_face_area
 
     def __len__(self) -> int:
         return len(self.records)
@@ -369,8 +610,8 @@ class PairDataset(torch.utils.data.Dataset):
         if record.width and (record.width, record.height) != (width, height):
             warnings.warn(f"{record.path}: annotated size {record.width}x{record.height} != "
                           f"decoded {width}x{height}; using the decoded size", stacklevel=2)
-        record.width, record.height = width, height
-        target, n_clipped = record_targets(record, width, height)
+        record.to_pixels(width, height)
+        target, n_clipped = record_targets(record, width, height, self.min_face_area)
         image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255
         new_h, new_w = resize_shape(height, width, short, self.max_size)
         image = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear",

@@ -21,19 +21,16 @@ from .data import (
     make_synthetic_records,
     synthetic_image_shape,
 )
+from .evaluation import evaluate_records
 from .losses import SetCriterion
 from .matching import PairHungarianMatcher
-from .metrics import evaluate_all
 from .model import ModelSpec, PairDETR, load_backbone_weights
-from .postprocess import postprocess_pairs, postprocess_two_stage
+from .runtime import CheckpointError, ConfigError, MissingPathError
 
-CKPT_KIND = "pairdetr"
+CKPT_KIND = runtime.SUBPROJECT
 
 
 def model_spec(cfg: Config) -> ModelSpec:
-    if cfg.model_dim % 32 or cfg.model_dim % cfg.model_heads:
-        raise ValueError(f"model_dim={cfg.model_dim} must be a multiple of 32 (GroupNorm of the "
-                         f"input projections) and of model_heads={cfg.model_heads}")
     return ModelSpec(
         num_classes=3, box_dim=8 if cfg.method == "pairdetr" else 4, backbone=cfg.model_backbone,
         backbone_width=cfg.model_backbone_width, dim=cfg.model_dim, ffn_dim=cfg.model_ffn_dim,
@@ -43,6 +40,12 @@ def model_spec(cfg: Config) -> ModelSpec:
 
 
 def build_model(cfg: Config) -> PairDETR:
+    if cfg.model_backbone != "tiny":
+        import timm
+
+        if not timm.is_model(cfg.model_backbone):
+            raise ConfigError(f"model_backbone={cfg.model_backbone!r} is not a timm model",
+                              "use tiny or a timm name such as resnet50")
     model = PairDETR(model_spec(cfg))
     if cfg.model_backbone_weights:
         load_backbone_weights(model, cfg.model_backbone_weights)
@@ -56,12 +59,12 @@ def build_model(cfg: Config) -> PairDETR:
 
 def load_init_weights(model: PairDETR, path: str) -> None:
     """Weights from a checkpoint of this code, or a state_dict in the official layout
-    (`model.model.*`, `class_embed.*`, `bbox_embed.*`, e.g. the released PairDETR weights)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"model_init_weights not found: {path}")
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(raw, dict) and "format_version" in raw and "model" in raw:
-        state = raw["model"]
+    (`model.model.*`, `class_embed.*`, `bbox_embed.*`, e.g. the released PairDETR weights).
+    The official box head already has the layout our head keeps ([face, body], model.py), so the
+    conversion renames keys only and official weights give official detections."""
+    raw = runtime.read_weights_file(path, "model_init_weights")
+    if "format_version" in raw:  # a checkpoint of this code: checked like any other
+        state = runtime.load_checkpoint(path)["model"]
     else:
         from .official_reference import convert_official_state_dict
 
@@ -72,9 +75,10 @@ def load_init_weights(model: PairDETR, path: str) -> None:
 def load_model_state(model: PairDETR, state: dict, where: str) -> None:
     try:
         model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"{where}: checkpoint weights do not fit this architecture "
-                         f"({str(err).splitlines()[0]} ...); check the model_* fields") from err
+    except (RuntimeError, TypeError, AttributeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{where}: weights do not fit this architecture ({first[:200]})",
+                              "check the model_* fields") from err
 
 
 def build_criterion(cfg: Config) -> SetCriterion:
@@ -134,44 +138,35 @@ def train_step(model, criterion, optimizer, batch: dict, cfg: Config, step: int,
     return {k: float(v.detach()) for k, v in losses.items() if k == "loss" or not k[-1].isdigit()}
 
 
-@torch.no_grad()
-def predict(model: PairDETR, records: list, cfg: Config, device: torch.device,
-            progress: bool = False) -> tuple[list[dict], list]:
-    """Post-processed detections for each decodable record -> (preds, the records kept)."""
-    dataset = PairDataset(records, cfg.data_image_size, cfg.data_max_size)
-    model.eval()
-    post = postprocess_pairs if model.spec.box_dim == 8 else postprocess_two_stage
-    preds, kept = [], []
-    for i in tqdm(range(len(records)), desc="eval", disable=not progress, leave=False):
-        batch = collate([dataset[i]])
-        if batch is None:
-            continue
-        out = model(batch["pixel_values"].to(device), batch["pixel_mask"].to(device), aux=False)
-        rec = records[i]
-        preds.append(post(out["pred_logits"][0], out["pred_boxes"][0], rec.width, rec.height,
-                          cfg.eval_conf_threshold))
-        kept.append(rec)
-    return preds, kept
-
-
 def evaluate_model(model, cfg: Config, device, records: list | None = None,
-                   progress: bool = False) -> tuple[dict, list, list]:
+                   progress: bool = False, rank: int = 0, world: int = 1):
+    """(scores, preds, records) on the validation split; sharded when world > 1."""
     records = records if records is not None else build_records(cfg, "val")
-    if cfg.eval_max_images:
-        records = records[:cfg.eval_max_images]
-    preds, kept = predict(model, records, cfg, device, progress)
-    return evaluate_all(preds, kept, cfg.eval_height_scale), preds, kept
+    return evaluate_records(_unwrap(model), records, cfg, device, rank, world, progress)
 
 
 def _checkpoint(path: Path, cfg: Config, model, optimizer, step: int) -> None:
-    module = model.module if hasattr(model, "module") else model
     runtime.save_checkpoint(path, kind=CKPT_KIND, step=step, config=dataclasses.asdict(cfg),
-                            model=module.state_dict(), optimizer=optimizer.state_dict(),
-                            torch_rng=torch.get_rng_state())
+                            model=_unwrap(model).state_dict(), optimizer=optimizer.state_dict(),
+                            torch_rng=torch.get_rng_state(), cuda_rng=runtime.cuda_rng_states())
+
+
+def _resume(run_dir: Path, cfg: Config, model, optimizer) -> int:
+    """Load the newest readable checkpoint of the run (last.pt, else last.prev.pt); its step."""
+    ckpt = runtime.resume_checkpoint(run_dir / "ckpt")
+    if ckpt is None:
+        return 0
+    where = run_dir / "ckpt"
+    check_same_architecture(ckpt, cfg, where)
+    load_model_state(model, ckpt["model"], str(where))
+    optimizer.load_state_dict(ckpt["optimizer"])
+    runtime.restore_rng(ckpt.get("torch_rng"), ckpt.get("cuda_rng"))
+    print(f"resumed from {where} at step {int(ckpt['step'])}")
+    return int(ckpt["step"])
 
 
 def fit(cfg: Config) -> dict:
-    """Train (resuming from <out_dir>/ckpt/last.pt if present); returns the final metrics."""
+    """Train (resuming from <out_dir>/ckpt/last.pt or last.prev.pt); returns the final metrics."""
     runtime.seed_everything(cfg.seed)
     runtime.set_determinism(cfg.deterministic)
     rank, world, device = runtime.init_distributed(cfg.device)
@@ -179,24 +174,16 @@ def fit(cfg: Config) -> dict:
     if rank == 0:
         (run_dir / "config.json").write_text(config_to_json(cfg))
         print(config_to_json(cfg))
-    records = build_records(cfg, "train")
+    records, val_records = build_records(cfg, "train"), build_records(cfg, "val")
     model = build_model(cfg).to(device)
     criterion = build_criterion(cfg)
     optimizer = build_optimizer(cfg, model)
-    start = 0
-    last = run_dir / "ckpt" / "last.pt"
-    if last.is_file():
-        ckpt = runtime.load_checkpoint(last)
-        check_same_architecture(ckpt, cfg, last)
-        load_model_state(model, ckpt["model"], str(last))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start = int(ckpt["step"])
-        print(f"resumed from {last} at step {start}")
+    start = _resume(run_dir, cfg, model, optimizer)
     if world > 1:
         model = torch.nn.parallel.DistributedDataParallel(model)
     dataset = PairDataset(records, cfg.data_image_size, cfg.data_max_size,
-                          single_boxes=cfg.method == "two_stage")
+                          single_boxes=cfg.method == "two_stage",
+                          min_face_area=cfg.data_min_face_area)
     sampler = StepBatchSampler(len(records), cfg.batch_size, cfg.steps, cfg.seed, start,
                                cfg.data_hflip, cfg.data_train_scales, cfg.data_image_size,
                                rank, world)
@@ -206,28 +193,35 @@ def fit(cfg: Config) -> dict:
     logger = runtime.MetricsLogger(run_dir, wandb=cfg.wandb and rank == 0,
                                    config=dataclasses.asdict(cfg), project="pairdetr")
     bar = tqdm(loader, total=len(sampler), initial=0, desc="train", disable=rank != 0)
-    metrics, clipped, step = {}, 0, start
+    metrics, clipped, step, saved = {}, 0, start, start
+    last = run_dir / "ckpt" / "last.pt"
     for step, batch in enumerate(bar, start=start + 1):
         if batch is None:
             continue
         clipped += sum(t["num_clipped"] for t in batch["targets"])
         metrics = train_step(model, criterion, optimizer, batch, cfg, step - 1, device)
         if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
-            logger.log(step, progress=bar, clipped_boxes=clipped, **metrics)
-        if rank == 0 and cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
-            scores, _, _ = evaluate_model(_unwrap(model), cfg, device)
-            logger.log(step, split="val", **_finite(scores))
+            extra = {}
+            if device.type == "cuda":
+                extra["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+            logger.log(step, progress=bar, clipped_boxes=clipped, **metrics, **extra)
+        if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
+            scores, _, _ = evaluate_model(model, cfg, device, val_records, rank=rank, world=world)
+            if rank == 0:
+                logger.log(step, split="val", **_finite(scores))
         if rank == 0 and (step % cfg.save_every == 0 or step == cfg.steps):
             _checkpoint(last, cfg, model, optimizer, step)
+            saved = step
     final = {"step": step, **{f"train_{k}": v for k, v in metrics.items()}}
+    if rank == 0 and saved != step and (step > start or not last.is_file()):
+        _checkpoint(last, cfg, model, optimizer, step)  # e.g. the last batch was undecodable
+    scores, _, _ = evaluate_model(model, cfg, device, val_records, rank=rank, world=world)
     if rank == 0:
-        if step > start or not last.is_file():
-            _checkpoint(last, cfg, model, optimizer, step)
-        scores, _, _ = evaluate_model(_unwrap(model), cfg, device)
         logger.log(step, split="val", **_finite(scores))
-        final.update({f"val_{k}": v for k, v in scores.items()})
+    final.update({f"val_{k}": v for k, v in scores.items()})
     logger.close()
     if world > 1:
+        torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     final["run_dir"] = str(run_dir)
     return final
@@ -247,20 +241,30 @@ def _finite(scores: dict) -> dict:
 
 
 def check_same_architecture(ckpt: dict, cfg: Config, where) -> None:
-    if ckpt.get("kind") != CKPT_KIND:
-        raise ValueError(f"{where} is not a PairDETR checkpoint (kind={ckpt.get('kind')!r})")
-    saved = config_from_dict(ckpt["config"], where=str(where))
-    if model_spec(saved) != model_spec(cfg):
-        raise ValueError(f"{where} was trained with a different architecture:\n"
-                         f"  checkpoint {model_spec(saved)}\n  config     {model_spec(cfg)}")
+    """CheckpointError naming the model fields where the checkpoint and `cfg` differ."""
+    try:
+        saved = config_from_dict(ckpt["config"], where=str(where))
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{where}: the checkpoint's config cannot be read ({err})",
+                              "was it written by another version of this code?") from err
+    if model_spec(cfg) != model_spec(saved):
+        fields = ["method"] + [f.name for f in dataclasses.fields(Config)
+                               if f.name.startswith("model_") and "weights" not in f.name
+                               and f.name != "model_freeze_backbone"]
+        diff = [f"{name}: {getattr(saved, name)} in the checkpoint, {getattr(cfg, name)} in the "
+                "config" for name in fields if getattr(saved, name) != getattr(cfg, name)]
+        raise CheckpointError(f"{where} was trained with a different architecture ("
+                              f"{'; '.join(diff)})", "use another out_dir or the same model_*")
 
 
 def load_trained(ckpt_path: str | Path, device: torch.device) -> tuple[PairDETR, Config, dict]:
     """Rebuild the model from a checkpoint's config and load its weights (strict)."""
     ckpt = runtime.load_checkpoint(ckpt_path)
-    if ckpt.get("kind") != CKPT_KIND:
-        raise ValueError(f"{ckpt_path} is not a PairDETR checkpoint (kind={ckpt.get('kind')!r})")
-    cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    try:
+        cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    except (ConfigError, TypeError) as err:
+        raise CheckpointError(f"{ckpt_path}: the checkpoint's config cannot be read ({err})",
+                              "was it written by another version of this code?") from err
     model = PairDETR(model_spec(cfg))
     load_model_state(model, ckpt["model"], str(ckpt_path))
     return model.to(device), cfg, ckpt
@@ -270,15 +274,24 @@ def evaluate_checkpoint(ckpt_path: str | Path, overrides: dict | None = None) ->
     """Evaluate a checkpoint on its config's validation split; writes <run>/eval/*.json + PNGs."""
     from .viz import draw_detections
 
-    device = runtime.resolve_device("auto")
+    if not Path(ckpt_path).is_file():
+        raise MissingPathError(f"checkpoint not found: {ckpt_path}",
+                               "give the path of a ckpt/last.pt written by train.py")
+    overrides = dict(overrides or {})
+    device = runtime.resolve_device(overrides.pop("device", "auto"))
     model, cfg, ckpt = load_trained(ckpt_path, device)
     if overrides:
-        cfg = dataclasses.replace(cfg, **overrides)
+        cfg = config_from_dict({**dataclasses.asdict(cfg), **overrides}, where="eval.py")
     scores, preds, records = evaluate_model(model, cfg, device, progress=True)
     out_dir = Path(ckpt_path).resolve().parent.parent / "eval"
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as err:
+        raise runtime.UserError(f"cannot write {out_dir}: {type(err).__name__}",
+                                "evaluate a copy of the run folder") from err
     result = {"step": int(ckpt["step"]), "method": cfg.method, "data": cfg.data_name,
-              "num_images": len(records), **scores}
+              "eval_protocol": cfg.eval_protocol, **scores,
+              "num_images": len(records)}
     (out_dir / "val.json").write_text(json.dumps(_json_safe(result), indent=2))
     figures = draw_detections(records[:cfg.eval_figures], preds[:cfg.eval_figures],
                               out_dir / "pairs.png")

@@ -5,12 +5,18 @@ multi-scale deformable encoder/decoder (transformers' `DeformableDetrModel`, pur
 deformable attention on CPU) -> per decoder layer, shared heads:
   class head  Linear(D -> C), bias = -log((1 - 0.01) / 0.01) (prior 0.01);
   box head    MLP D-D-D-(4K), last layer zero weights, bias 0 for the first (x, y) and -2 for all
-              later entries (official init `bias[2:] = -2`: small boxes; the face centre logits
-              start at -2 too).
-For a pair query (K = 2) the 8 box numbers are body cxcywh then face cxcywh (sigmoid). As in the
-official forward, the (x, y) logits of the body are offsets from the decoder layer's reference
-point and those of the face from the initial reference point (the same point when, as here and in
-the official config, iterative box refinement is off).
+              later entries (official init `bias[2:] = -2`).
+The box head keeps the OFFICIAL layout of a pair query (K = 2), which is [face (or head), body]:
+the official dataset.py puts the second box of an annotation row (face/head) first and test.py
+reads `f_bbox = box[:4]`, `bbox = box[4:]`. So, exactly as in the official model, the face (x, y)
+logits are offsets from the decoder layer's reference point, the body (x, y) logits are offsets
+from the initial reference point (the same point while iterative box refinement is off, as in the
+official config), and `bias[2:] = -2` sets the face w/h and all four body numbers to -2.
+`forward` then returns the pair as [body, face] (this code's convention everywhere else), so
+official weights give official detections.
+
+Query embeddings: a fresh `nn.Embedding(Q, 2D)`, N(0, 1), as the official model (transformers'
+own init would give std 0.02 and put every initial reference point near the image centre).
 
 Shapes: B batch, 3 RGB, H W image, Q queries, L decoder layers, D model width, C classes.
 """
@@ -75,6 +81,16 @@ def build_deformable_detr_config(spec: ModelSpec):
     return DeformableDetrConfig(backbone=spec.backbone, use_timm_backbone=True, **common)
 
 
+def official_to_ours(boxes: torch.Tensor) -> torch.Tensor:
+    """[..., 8] official pair layout [face, body] -> [body, face] (a no-op for 4 numbers).
+
+    The swap is its own inverse, so the same function maps [body, face] back to [face, body].
+    """
+    if boxes.shape[-1] != 8:
+        return boxes
+    return torch.cat([boxes[..., 4:], boxes[..., :4]], dim=-1)  # [..., 8]
+
+
 class MLP(nn.Module):
     """Feed-forward head: `num_layers` linear layers with ReLU in between."""
 
@@ -103,13 +119,15 @@ class PairDETR(nn.Module):
         # weights); here everything trains unless `model_freeze_backbone` (engine) says otherwise
         for p in self.detr.backbone.parameters():
             p.requires_grad_(True)
+        # official: a new nn.Embedding replaces the query embeddings -> N(0, 1) init
+        self.detr.query_position_embeddings = nn.Embedding(spec.num_queries, 2 * spec.dim)
         self.class_head = nn.Linear(spec.dim, spec.num_classes)
         self.box_head = MLP(spec.dim, spec.dim, spec.box_dim, 3)
         nn.init.constant_(self.class_head.bias, -math.log((1 - 0.01) / 0.01))  # prior 0.01
         last = self.box_head.layers[-1]
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
-        with torch.no_grad():  # official: bias[2:] = -2 (body w, h and all face numbers)
+        with torch.no_grad():  # official: bias[2:] = -2 (face w, h and all body numbers)
             last.bias[2:] = -2.0
 
     def backbone_parameters(self) -> list[nn.Parameter]:
@@ -126,6 +144,7 @@ class PairDETR(nn.Module):
         Returns:
             dict with "pred_logits" [B, Q, C], "pred_boxes" [B, Q, box_dim] (cxcywh in [0, 1],
             body then face), and when `aux` "aux_outputs": L-1 dicts with the same two keys.
+            (`official_to_ours` maps "pred_boxes" back to the head's own [face, body] layout.)
         """
         assert pixel_values.ndim == 4 and pixel_values.shape[1] == 3, pixel_values.shape
         out = self.detr(pixel_values=pixel_values, pixel_mask=pixel_mask)
@@ -137,12 +156,12 @@ class PairDETR(nn.Module):
         refs = torch.cat([out.init_reference_points[:, None], inter_ref[:, :-1]], dim=1)
         refs = inverse_sigmoid(refs)  # [B, L, Q, 2]
         logits = self.class_head(hidden)  # [B, L, Q, C]
-        delta = self.box_head(hidden)  # [B, L, Q, 4K]
+        delta = self.box_head(hidden)  # [B, L, Q, 4K], official layout [face, body]
         offset = torch.zeros_like(delta)
-        offset[..., 0:2] = refs  # body (or single box) centre from the layer's reference
+        offset[..., 0:2] = refs  # face (or single box) centre from the layer's reference
         if self.spec.box_dim == 8:
-            offset[..., 4:6] = init_ref[:, None]  # face centre from the initial reference
-        boxes = (delta + offset).sigmoid()  # [B, L, Q, 4K]
+            offset[..., 4:6] = init_ref[:, None]  # body centre from the initial reference
+        boxes = official_to_ours((delta + offset).sigmoid())  # [B, L, Q, 4K] [body, face]
         result = {"pred_logits": logits[:, -1], "pred_boxes": boxes[:, -1]}
         if aux:
             result["aux_outputs"] = [{"pred_logits": logits[:, i], "pred_boxes": boxes[:, i]}
@@ -155,15 +174,23 @@ def load_backbone_weights(model: PairDETR, path: str) -> dict[str, list[str]]:
 
     Returns the missing and unexpected keys (the classifier `fc.*` is expected to be unused).
     """
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state:
-        state = state["state_dict"]
+    from .runtime import CheckpointError, ConfigError, read_weights_file
+
     if model.spec.backbone == "tiny":
-        raise ValueError("model_backbone_weights needs a timm backbone (e.g. resnet50), not tiny")
+        raise ConfigError("model_backbone_weights needs a timm backbone (e.g. resnet50), not tiny",
+                          "set model_backbone")
+    state = read_weights_file(path, "model_backbone_weights")
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
     target = model.detr.backbone.model
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-    result = target.load_state_dict(state, strict=False)
+    state = {k: v for k, v in state.items() if not str(k).startswith("fc.")}
+    try:
+        result = target.load_state_dict(state, strict=False)
+    except (RuntimeError, TypeError) as err:
+        raise CheckpointError(f"{path}: backbone weights do not fit {model.spec.backbone} "
+                              f"({str(err).strip().splitlines()[0][:160]})") from err
     loaded = len(state) - len(result.unexpected_keys)
     if loaded == 0:
-        raise ValueError(f"no backbone weight of {path} matched the {model.spec.backbone} keys")
+        raise CheckpointError(f"no backbone weight of {path} matched the {model.spec.backbone} "
+                              "keys", "is it a torchvision/timm ResNet state_dict?")
     return {"missing": list(result.missing_keys), "unexpected": list(result.unexpected_keys)}

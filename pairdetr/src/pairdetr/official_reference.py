@@ -3,8 +3,9 @@
 The official code (mts-ai/pairdetr, train_lightning_d.py `Detr_light`) takes transformers'
 `DeformableDetrForObjectDetection`, replaces its query embedding (num_queries x 2D), replaces the
 per-layer heads by ONE shared Linear(D, 3) class head and ONE shared 3-layer MLP(D, D, 8) box
-head, and runs its own per-layer loop: box logits (x, y) of the body += logit(reference of that
-layer), (x, y) of the face += logit(initial reference), sigmoid. This file rebuilds that
+head, and runs its own per-layer loop over the 8 box logits, whose layout is [face (or head),
+body] (dataset.py / test.py): (x, y) of the face += logit(reference of that layer), (x, y) of the
+body += logit(initial reference), sigmoid. This file rebuilds that
 definition (written here, not copied) so that `PairDETR` can be checked against it number for
 number, timed against it, and so that official weights (their state_dict layout) can be loaded.
 """
@@ -34,12 +35,13 @@ class OfficialStylePairDetr(nn.Module):
         nn.init.zeros_(self.bbox_embed.layers[-1].weight)
         nn.init.zeros_(self.bbox_embed.layers[-1].bias)
         with torch.no_grad():
-            self.bbox_embed.layers[-1].bias[2:] = -2.0  # official: bias[2:] = -2 (incl. face x, y)
+            self.bbox_embed.layers[-1].bias[2:] = -2.0  # face w, h and all body numbers
         self.model.class_embed = nn.ModuleList([self.class_embed] * spec.dec_layers)
         self.model.bbox_embed = nn.ModuleList([self.bbox_embed] * spec.dec_layers)
 
     def forward(self, pixel_values: torch.Tensor, pixel_mask: torch.Tensor | None = None) -> dict:
-        """Returns {"logits" [B, Q, C], "pred_boxes" [B, Q, 8]} of the last decoder layer."""
+        """Returns {"logits" [B, Q, C], "pred_boxes" [B, Q, 8]} of the last decoder layer, boxes in
+        the official layout [face, body] (cxcywh in [0, 1])."""
         out = self.model.model(pixel_values, pixel_mask=pixel_mask)
         hidden = out.intermediate_hidden_states
         init_ref = out.init_reference_points
@@ -51,8 +53,8 @@ class OfficialStylePairDetr(nn.Module):
             reference = inverse_sigmoid(reference)
             logits = self.model.class_embed[level](hidden[:, level])
             delta = self.model.bbox_embed[level](hidden[:, level])
-            delta[..., :2] += reference
-            delta[..., 4:6] += init_logit
+            delta[..., :2] += reference  # face centre
+            delta[..., 4:6] += init_logit  # body centre
             boxes = delta.sigmoid()
         return {"logits": logits, "pred_boxes": boxes}
 

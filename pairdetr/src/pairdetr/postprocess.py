@@ -5,6 +5,10 @@ a query is its largest non-background probability and its label the arg-max. A q
 "pair" (0) gives a body, a face and their link (both with the query's score); a query labelled
 "body without visible face" (1) gives a body only. No NMS and no hand-made matching.
 
+Which queries are kept: protocol "corrected" keeps those whose person score exceeds
+`conf_threshold`; protocol "official" applies test.py's rule, max softmax over ALL C classes
+(background included) > 0.1, which with 3 classes (max >= 1/3) keeps every query.
+
 Two-stage baseline: queries labelled body (0) / face (1) are separate detections, then each
 face is attached to a body by the POS heuristic of BFJDet (`match_body_face_pos`): bodies and faces
 with score > 0.3, distance 1 / IoA(face inside body) where IoA > 0.2 (else infinite), Hungarian.
@@ -22,6 +26,14 @@ from scipy.optimize import linear_sum_assignment
 from .boxes import box_cxcywh_to_xyxy
 
 _NO_MATCH = 1e8
+OFFICIAL_CONF_THRESHOLD = 0.1  # test.py / config.py conf_threshold, on the max over all classes
+
+
+def _keep(prob: torch.Tensor, conf_threshold: float, protocol: str) -> torch.Tensor:
+    """[Q, C] softmax -> [Q] bool of the queries post-processing keeps."""
+    if protocol == "official":
+        return prob.max(-1).values > OFFICIAL_CONF_THRESHOLD
+    return prob[:, :-1].max(-1).values > conf_threshold
 
 
 def _to_pixels(boxes: torch.Tensor, width: float, height: float) -> np.ndarray:
@@ -32,17 +44,19 @@ def _to_pixels(boxes: torch.Tensor, width: float, height: float) -> np.ndarray:
 
 @torch.no_grad()
 def postprocess_pairs(logits: torch.Tensor, boxes: torch.Tensor, width: float, height: float,
-                      conf_threshold: float = 0.01) -> dict[str, np.ndarray]:
+                      conf_threshold: float = 0.01,
+                      protocol: str = "corrected") -> dict[str, np.ndarray]:
     """PairDETR outputs of one image -> detections.
 
     Args:
         logits: [Q, C] class logits (last = no object). boxes: [Q, 8] body/face cxcywh in [0, 1].
         width, height: size of the image the boxes refer to (pixels).
+        protocol: which queries are kept (module docstring).
     """
     assert boxes.shape[-1] == 8, boxes.shape
-    prob = logits.float().softmax(-1)[:, :-1]  # [Q, C-1]
-    scores, labels = prob.max(-1)
-    keep = scores > conf_threshold
+    prob_all = logits.float().softmax(-1)  # [Q, C]
+    scores, labels = prob_all[:, :-1].max(-1)  # [Q]
+    keep = _keep(prob_all, conf_threshold, protocol)
     order = torch.argsort(scores[keep], descending=True)
     scores, labels, boxes = scores[keep][order], labels[keep][order], boxes[keep][order]
     body = _to_pixels(boxes[:, :4], width, height)
@@ -83,12 +97,14 @@ def match_body_face_pos(body: np.ndarray, face: np.ndarray, score_threshold: flo
 
 @torch.no_grad()
 def postprocess_two_stage(logits: torch.Tensor, boxes: torch.Tensor, width: float, height: float,
-                          conf_threshold: float = 0.01) -> dict[str, np.ndarray]:
-    """Baseline outputs of one image ([Q, 3] logits body/face/none, [Q, 4] boxes) -> detections."""
+                          conf_threshold: float = 0.01,
+                          protocol: str = "corrected") -> dict[str, np.ndarray]:
+    """Baseline outputs of one image ([Q, 3] logits body/face/none, [Q, 4] boxes) -> detections
+    (the same keep rule per protocol as `postprocess_pairs`)."""
     assert boxes.shape[-1] == 4, boxes.shape
-    prob = logits.float().softmax(-1)[:, :-1]
-    scores, labels = prob.max(-1)
-    keep = scores > conf_threshold
+    prob_all = logits.float().softmax(-1)
+    scores, labels = prob_all[:, :-1].max(-1)
+    keep = _keep(prob_all, conf_threshold, protocol)
     order = torch.argsort(scores[keep], descending=True)
     scores, labels, boxes = scores[keep][order], labels[keep][order], boxes[keep][order]
     dets = np.concatenate([_to_pixels(boxes, width, height),
