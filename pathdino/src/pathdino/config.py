@@ -55,6 +55,11 @@ class Config:
     local_crops_number: int = 8
     global_crops_scale: tuple[float, ...] = (0.4, 1.0)
     local_crops_scale: tuple[float, ...] = (0.05, 0.4)
+    # official 1024 px path: images this wide are rotated continuously and cropped to 600 px
+    # (scale 0.4-7.0) before the global/local crops; 0 = never (every image takes the 512 path)
+    historotate_large_side: int = 1024
+    historotate_large_crop: int = 600
+    historotate_large_crop_scale: tuple[float, ...] = (0.4, 7.0)
     # --- DINO loss
     teacher_temp: float = 0.04
     warmup_teacher_temp: float = 0.04

@@ -170,7 +170,9 @@ def fit(cfg: Config) -> dict:
                                   cfg.data_orientation_bias_deg, cfg.seed)
     augment = MultiCropAugmentation(cfg.global_crop_size, cfg.local_crop_size,
                                     cfg.local_crops_number, cfg.global_crops_scale,
-                                    cfg.local_crops_scale, cfg.historotate)
+                                    cfg.local_crops_scale, cfg.historotate,
+                                    cfg.historotate_large_side, cfg.historotate_large_crop,
+                                    cfg.historotate_large_crop_scale)
     student, teacher = build_models(cfg)
     loss_fn = DINOLoss(cfg.head_out_dim, 2 + cfg.local_crops_number, cfg.student_temp,
                        cfg.center_momentum)
