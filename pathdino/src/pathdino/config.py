@@ -13,6 +13,7 @@ import tomllib
 
 DataName = Literal["synthetic", "folder"]
 SlideBackend = Literal["tifffile", "openslide"]
+FpsCoords = Literal["official", "exact"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Config:
     fps_tissue_threshold: float = 0.9  # FPS: tissue fraction of a kept cell
     fps_patch_size: int = 1000  # FPS: patch side at level 0 (20x)
     fps_thumbnail_size: int = 1024  # FPS: longer side of the thumbnail the mask is computed on
+    fps_coords: FpsCoords = "official"  # level-0 scaling: official int(W0 / w_mask), or exact
     slide_backend: SlideBackend = "tifffile"
 
 

@@ -117,7 +117,8 @@ def wsi_level(cfg: Config, backbone, device, run_dir: Path) -> tuple[dict, dict]
     kw = {"tissue_threshold": cfg.fps_tissue_threshold,
           "output_patch_size": cfg.fps_patch_size, "thumbnail_size": cfg.fps_thumbnail_size}
     rng = np.random.default_rng(cfg.seed)
-    methods = {"fps": lambda s: fps_select(s, cfg.fps_num_patches, rng=rng, **kw),
+    methods = {"fps": lambda s: fps_select(s, cfg.fps_num_patches, rng=rng,
+                                           coords=cfg.fps_coords, **kw),
                "exhaustive": lambda s: exhaustive_tiles(s, **kw)}
     out, first = {}, {}
     for name, select in methods.items():
