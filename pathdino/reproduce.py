@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt
 from pathdino.config import parse_config
 from pathdino.engine import fit
 from pathdino.evaluation import evaluate
+from pathdino.runtime import cli
 
 ROWS = {"untrained": ["--steps", "0"], "dino (no rotation)": ["--historotate", "false"],
         "pathdino + HistoRotate": ["--historotate", "true"]}
@@ -99,4 +100,4 @@ def _figure(results: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

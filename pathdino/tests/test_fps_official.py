@@ -189,7 +189,7 @@ def test_kde_sample_equals_sklearn():
 def test_official_coordinate_scaling_truncates_the_ratio(big_slide):
     path, _ = big_slide
     with TiffSlide(path) as slide:
-        kw = dict(num_patches=8, tissue_threshold=0.0, output_patch_size=150)
+        kw = {"num_patches": 8, "tissue_threshold": 0.0, "output_patch_size": 150}
         official = fps_select(slide, rng=np.random.RandomState(0), **kw)
         exact = fps_select(slide, rng=np.random.RandomState(0), coords="exact", **kw)
     # thumbnail 751 x 1024 of a 2200 x 3000 slide: official factors int(2.93) = 2, exact 2.93

@@ -17,15 +17,17 @@ from torch.utils.data import DataLoader
 from tqdm import trange
 
 from .augment import MultiCropAugmentation
-from .config import Config, config_from_dict, config_to_json
+from .config import Config, check_config, config_from_dict, config_to_json
 from .data import MultiCropDataset, StepBatchSampler, pretraining_sources
 from .losses import DINOLoss
 from .model import MultiCropNet, ViTConfig, build_student_teacher, ema_update
 from .runtime import (
+    CheckpointError,
+    ConfigError,
     MetricsLogger,
-    load_checkpoint,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
     save_checkpoint,
     seed_everything,
     set_determinism,
@@ -116,20 +118,60 @@ def train_step(student: MultiCropNet, teacher: MultiCropNet, loss_fn: DINOLoss,
             "momentum": momentum, "teacher_entropy": entropy.item()}
 
 
-def load_models(ckpt: dict) -> tuple[Config, MultiCropNet, MultiCropNet]:
-    """Rebuild student and teacher from ckpt['config'] and load them strictly."""
-    if ckpt.get("arch") != ARCH:
-        raise ValueError(f"checkpoint arch {ckpt.get('arch')!r} is not {ARCH!r}")
-    cfg = config_from_dict(ckpt["config"], where="checkpoint config")
+# keys that change the networks' shapes: a checkpoint of another value cannot be resumed/loaded
+ARCH_KEYS = ("model_img_size", "model_patch_size", "model_embed_dim", "model_depth",
+             "model_num_heads", "head_out_dim", "head_hidden_dim", "head_bottleneck_dim",
+             "head_norm_last_layer", "local_crops_number")
+
+
+def load_models(ckpt: dict, where: str = "checkpoint") -> tuple[Config, MultiCropNet,
+                                                                   MultiCropNet]:
+    """Rebuild student and teacher from ckpt['config'] and load them strictly (CheckpointError
+    when the checkpoint is not a pathdino training checkpoint or does not match its config)."""
+    if ckpt.get("arch") != ARCH or not isinstance(ckpt.get("config"), dict):
+        raise CheckpointError(f"{where} is not a pathdino training checkpoint (arch "
+                              f"{ckpt.get('arch')!r}, expected {ARCH!r})",
+                              "give <run>/ckpt/last.pt written by train.py; released weights "
+                              "go to extract.py --official")
+    try:
+        cfg = config_from_dict(ckpt["config"], where=f"{where} config")
+    except ConfigError as err:
+        raise CheckpointError(f"{where} holds a config this version cannot read: {err.what}",
+                              "written by another version of pathdino?") from None
     student, teacher = build_models(cfg)
     try:
         teacher.load_state_dict(ckpt["model"], strict=True)
         if "student" in ckpt:
             student.load_state_dict(ckpt["student"], strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint weights do not match the architecture in its config: "
-                         f"{str(err)[:400]}") from err
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{where}: weights do not match the architecture in its config "
+                              f"({type(err).__name__}: {str(err)[:200]})",
+                              "a damaged or edited checkpoint") from None
     return cfg, student, teacher
+
+
+def check_resumable(cfg: Config, ckpt: dict, where: str) -> None:
+    """A checkpoint in out_dir written with other network shapes: a UserError naming them."""
+    saved = ckpt.get("config", {})
+    diff = [f"{k} {saved.get(k)!r} in the checkpoint vs {getattr(cfg, k)!r} now"
+            for k in ARCH_KEYS if saved.get(k) != getattr(cfg, k)]
+    if diff:
+        raise CheckpointError(f"{where} is a checkpoint of another config: " + "; ".join(diff),
+                              "use a new --out_dir, or the same settings to resume")
+
+
+def build_optimizer(student: torch.nn.Module, state: dict | None = None
+                    ) -> torch.optim.Optimizer:
+    """AdamW over the student's parameters, with a saved state when resuming.
+
+    Call it after the student is on its device: load_state_dict casts the state (Adam moments)
+    to the device of the parameters at that moment, so building it on the CPU and moving the
+    model afterwards leaves the moments on the CPU and the first CUDA step fails.
+    """
+    optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
+    if state is not None:
+        optimizer.load_state_dict(state)
+    return optimizer
 
 
 def _save(path: Path, step: int, cfg: Config, student, teacher, optimizer, loss_fn) -> None:
@@ -145,11 +187,15 @@ def _init_distributed(device: torch.device) -> tuple[int, torch.device]:
         return -1, device
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    # DIST_BACKEND overrides the default (nccl on CUDA, gloo on CPU): NCCL refuses two ranks on
+    # one GPU, so a one-GPU multi-process check runs gloo with CUDA tensors
+    backend = os.environ.get("DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":  # ranks beyond the GPU count share GPUs (one-GPU checks)
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
     return dist.get_rank(), device
 
 
@@ -157,6 +203,7 @@ def fit(cfg: Config) -> dict:
     """Train; returns final metrics and the run folder. Resumes from <out_dir>/ckpt/last.pt."""
     from .evaluation import knn_probe  # evaluation imports engine: late import
 
+    check_config(cfg)
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     rank, device = _init_distributed(resolve_device(cfg.device))
@@ -176,18 +223,18 @@ def fit(cfg: Config) -> dict:
     student, teacher = build_models(cfg)
     loss_fn = DINOLoss(cfg.head_out_dim, 2 + cfg.local_crops_number, cfg.student_temp,
                        cfg.center_momentum)
-    optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
-    start = 0
+    start, optimizer_state = 0, None
     last = run_dir / "ckpt" / "last.pt"
-    if last.is_file():
-        ckpt = load_checkpoint(last)
-        _, student, teacher = load_models(ckpt)
-        optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
-        optimizer.load_state_dict(ckpt["optimizer"])
+    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt (with a warning)
+    if ckpt is not None:
+        check_resumable(cfg, ckpt, str(last))
+        _, student, teacher = load_models(ckpt, str(run_dir / "ckpt"))
         loss_fn.load_state_dict(ckpt["dino_loss"])
-        start = int(ckpt["step"])
-        print(f"[fit] resumed from {last} at step {start}")
+        optimizer_state, start = ckpt["optimizer"], int(ckpt["step"])
+        print(f"[fit] resumed from {run_dir / 'ckpt'} at step {start}")
+    # model first, optimizer second: the loaded Adam moments follow the parameters' device
     student, teacher, loss_fn = student.to(device), teacher.to(device), loss_fn.to(device)
+    optimizer = build_optimizer(student, optimizer_state)
     student_forward = None
     if rank >= 0:  # torchrun: gradients all-reduced by DDP, centre by DINOLoss
         student_forward = torch.nn.parallel.DistributedDataParallel(
@@ -207,6 +254,8 @@ def fit(cfg: Config) -> dict:
         student.train()
         metrics = train_step(student, teacher, loss_fn, crops, optimizer, cfg, step,
                              student_forward)
+        if device.type == "cuda":  # peak memory of the run so far (smoke.py reads it)
+            metrics["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             logger.log(step, progress=bar, **metrics)
         if cfg.eval_every and main_process and (step % cfg.eval_every == 0

@@ -252,10 +252,26 @@ def official_to_local_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 def load_official_weights(path: str, img_size: int = 512) -> PathDinoViT:
-    """PathDino-512 backbone (ViTConfig defaults) with the released weights, loaded strictly."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "teacher" in state:  # a full DINO training checkpoint
-        state = state["teacher"]
+    """PathDino-512 backbone (ViTConfig defaults) with the released weights, loaded strictly.
+
+    Accepts the released `PathDino512.pth`, a `backbone.`/`module.`-prefixed state dict or a DINO
+    training checkpoint (its `teacher`); anything else is a CheckpointError.
+    """
+    from .runtime import CheckpointError, load_checkpoint
+
+    try:
+        state = load_checkpoint(path)  # plain weights_only load; format_version is not ours
+    except CheckpointError as err:
+        if "format_version" not in err.where:
+            raise
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("teacher"), dict):
+        state = state["teacher"]  # a full DINO training checkpoint
     model = PathDinoViT(ViTConfig(img_size=img_size))
-    model.load_state_dict(official_to_local_keys(state), strict=True)
+    try:
+        model.load_state_dict(official_to_local_keys(state), strict=True)
+    except (RuntimeError, AttributeError, TypeError) as err:
+        raise CheckpointError(f"{path} does not hold PathDino-512 weights ({type(err).__name__}: "
+                              f"{str(err)[:160]})", "the released PathDino512.pth or a DINO "
+                              "checkpoint of the pathdino architecture") from None
     return model.eval()

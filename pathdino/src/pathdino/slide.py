@@ -17,8 +17,13 @@ from typing import Protocol, Self
 
 import numpy as np
 
+from .runtime import DataError, MissingPathError
 
-class SlideError(ValueError):
+MAX_LEVEL_PIXELS = 2**31  # a level larger than this is a corrupt header, not a slide
+MAX_THUMBNAIL_SOURCE_PIXELS = 2**28  # the whole level read for a thumbnail (as OpenSlide does)
+
+
+class SlideError(DataError):
     """A slide file that cannot be used (unreadable, not pyramidal, wrong pixel format)."""
 
 
@@ -63,9 +68,26 @@ def openslide_thumbnail(slide: Slide, max_size: int) -> tuple[np.ndarray, int]:
     level = best_level_for_downsample(list(slide.level_downsamples),
                                       max(w0 / max_size, h0 / max_size))
     w, h = slide.level_dimensions[level]
+    if w * h > MAX_THUMBNAIL_SOURCE_PIXELS:
+        raise SlideError(f"level {level} ({w} x {h}) is the smallest level >= the thumbnail but "
+                         "too large to read whole", "a pyramid with a level near 1-4k pixels")
     thumb = Image.fromarray(slide.read_region((0, 0), level, (w, h)))
     thumb.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
     return np.asarray(thumb), level
+
+
+class _QuietTifffile:
+    """Raise tifffile's logger to ERROR for a block (restored afterwards)."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        self._logger = logging.getLogger("tifffile")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc) -> None:
+        self._logger.setLevel(self._level)
 
 
 class TiffSlide:
@@ -76,24 +98,36 @@ class TiffSlide:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"slide not found: {self.path}")
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-            series = self._tif.series[0]
-            self._pages = [lvl.keyframe for lvl in series.levels]
-        except Exception as err:  # tifffile raises several types on corrupt files
-            raise SlideError(f"cannot read {self.path} as a TIFF slide: {err}") from err
+            raise MissingPathError(f"slide not found: {self.path}", "check data_slide_root and "
+                                   "labels.csv")
+        self._tif = None
+        try:  # tifffile's log lines about a corrupt file would precede our one-line error
+            with _QuietTifffile():
+                self._tif = tifffile.TiffFile(self.path)
+                series = self._tif.series[0]
+                self._pages = [lvl.keyframe for lvl in series.levels]
+                for page in self._pages:  # parse each level's header now, inside the guard
+                    _ = page.shape, page.dtype, page.is_tiled, page.dataoffsets
+        except Exception as err:  # noqa: BLE001 - tifffile raises many types on corrupt files
+            if self._tif is not None:
+                self._tif.close()
+            raise SlideError(f"cannot read {self.path} as a TIFF slide "
+                             f"({type(err).__name__}: {err})", "a pyramidal TIFF/SVS") from None
         if require_pyramid and len(self._pages) < 2:
             self._tif.close()
-            raise SlideError(f"{self.path} is not pyramidal (one resolution level); write it with "
-                             "sub-resolutions (tifffile subifds or SVS levels) or convert it with "
+            raise SlideError(f"{self.path} is not pyramidal (one resolution level)",
+                             "write it with reduced-resolution levels or convert it with "
                              "vips tiffsave --pyramid --tile")
         for page in self._pages:
             shape = page.shape
             if len(shape) != 3 or shape[-1] not in (3, 4) or page.dtype != np.uint8:
                 self._tif.close()
                 raise SlideError(f"{self.path}: expected uint8 RGB(A) levels, got shape {shape} "
-                                 f"dtype {page.dtype}")
+                                 f"dtype {page.dtype}", "an RGB whole-slide image")
+            if shape[0] * shape[1] > MAX_LEVEL_PIXELS or min(shape[:2]) < 1:
+                self._tif.close()
+                raise SlideError(f"{self.path}: implausible level size {shape[1]} x {shape[0]}",
+                                 "a corrupt TIFF header")
         self.level_dimensions = [(p.shape[1], p.shape[0]) for p in self._pages]
         self.level_downsamples = level_downsamples(self.level_dimensions)
         self.objective_power = self._read_objective_power()
@@ -118,10 +152,12 @@ class TiffSlide:
         data = fh.read(page.databytecounts[index])
         try:
             segment, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
-        except Exception as err:
-            raise SlideError(f"{self.path}: cannot decode tile {index}: {err}") from err
+        except Exception as err:  # noqa: BLE001 - codecs raise many types
+            raise SlideError(f"{self.path}: cannot decode tile {index} ({type(err).__name__}: "
+                             f"{err})", "a truncated or corrupted slide file") from None
         if segment is None:
-            raise SlideError(f"{self.path}: tile {index} is empty or truncated")
+            raise SlideError(f"{self.path}: tile {index} is empty or truncated",
+                             "a truncated or corrupted slide file")
         return segment[0]  # [h, w, C]
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]
@@ -130,7 +166,20 @@ class TiffSlide:
 
         Returns:
             [h, w, 3] uint8 RGB; outside the image is white (255), like OpenSlide's background.
+        Raises:
+            SlideError when the file's tiles cannot be read (truncated or corrupted file).
         """
+        try:
+            return self._read_region(location, level, size)
+        except SlideError:
+            raise
+        except Exception as err:  # noqa: BLE001 - tifffile/numpy/zlib on corrupt tiles
+            raise SlideError(f"{self.path}: cannot read level {level} at {tuple(location)} "
+                             f"({type(err).__name__}: {err})", "a truncated or corrupted slide "
+                             "file") from None
+
+    def _read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]
+                     ) -> np.ndarray:
         page = self._pages[level]
         scale = self.level_downsamples[level]
         x0, y0 = int(location[0] / scale), int(location[1] / scale)
@@ -180,10 +229,14 @@ class OpenSlideSlide:
         except ImportError as err:
             raise ImportError("slide_backend=openslide needs `pip install -e '.[openslide]'` and "
                               "the OpenSlide system library") from err
+        if not Path(path).is_file():
+            raise MissingPathError(f"slide not found: {path}", "check data_slide_root and "
+                                   "labels.csv")
         try:
             self._slide = openslide.OpenSlide(str(path))
-        except Exception as err:
-            raise SlideError(f"OpenSlide cannot read {path}: {err}") from err
+        except Exception as err:  # noqa: BLE001 - OpenSlideError, OpenSlideUnsupportedFormatError
+            raise SlideError(f"OpenSlide cannot read {path} ({type(err).__name__}: {err})",
+                             "a slide format OpenSlide supports") from None
         self.level_dimensions = list(self._slide.level_dimensions)
         self.level_downsamples = list(self._slide.level_downsamples)
         try:  # official: int(properties['openslide.objective-power']), 20 when that fails
@@ -192,7 +245,13 @@ class OpenSlideSlide:
             self.objective_power = 20.0
 
     def read_region(self, location, level, size) -> np.ndarray:
-        return np.asarray(self._slide.read_region(location, level, size).convert("RGB"))
+        """As the official FPS code: OpenSlide's RGBA region converted to RGB."""
+        try:
+            return np.asarray(self._slide.read_region(location, level, size).convert("RGB"))
+        except Exception as err:  # noqa: BLE001 - OpenSlideError on corrupt tiles
+            raise SlideError(f"OpenSlide cannot read level {level} at {tuple(location)} "
+                             f"({type(err).__name__}: {err})", "a truncated or corrupted slide "
+                             "file") from None
 
     def get_thumbnail(self, max_size: int = 1024) -> tuple[np.ndarray, int]:
         """OpenSlide's own get_thumbnail (the official FPS input)."""
