@@ -111,11 +111,14 @@ def train_step(student: MultiCropNet, teacher: MultiCropNet, loss_fn: DINOLoss,
     optimizer.step()
     momentum = cosine_schedule(step, cfg.steps, cfg.momentum_teacher, 1.0)
     ema_update(teacher, student, momentum)
-    with torch.no_grad():
-        p_t = torch.softmax((teacher_logits - loss_fn.center) / temp, -1)
+    with torch.no_grad():  # collapse monitors: sharp per image (low) yet diverse (high mean)
+        p_t = torch.softmax((teacher_logits - loss_fn.center) / temp, -1)  # [2B, K]
         entropy = -(p_t * torch.log(p_t + 1e-12)).sum(-1).mean()
+        p_mean = p_t.mean(0)  # [K]
+        mean_entropy = -(p_mean * torch.log(p_mean + 1e-12)).sum()
     return {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-            "momentum": momentum, "teacher_entropy": entropy.item()}
+            "momentum": momentum, "teacher_entropy": entropy.item(),
+            "teacher_mean_entropy": mean_entropy.item()}
 
 
 # keys that change the networks' shapes: a checkpoint of another value cannot be resumed/loaded
