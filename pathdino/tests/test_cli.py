@@ -153,3 +153,26 @@ def _truncated(ckpt: Path, tmp_path: Path) -> Path:
     data = ckpt.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     return path
+
+
+def test_extract_user_errors(tmp_path, capsys):
+    extract = _load("extract").main
+    images = tmp_path / "imgs"
+    images.mkdir()
+    cases = [["--official", "/nonexistent/PathDino512.pth", "--images", str(images), "--out",
+              str(tmp_path / "e.npz")],
+             ["--official", str(_text(tmp_path)), "--images", str(images), "--out",
+              str(tmp_path / "e.npz")]]
+    for argv in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            cli(extract, argv)
+        assert exit_info.value.code == 2
+    first, second = _one_error_line_from(capsys.readouterr().err)
+    assert first.startswith("error: checkpoint not found: /nonexistent/PathDino512.pth")
+    assert second.startswith("error: not a readable checkpoint of pathdino: ")
+
+
+def _one_error_line_from(err: str) -> list[str]:
+    lines = err.strip().splitlines()
+    assert all(line.startswith("error: ") for line in lines), lines
+    return lines
