@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
         p.error("give one of --ckpt/--official and one of --images/--slide")
     ensure_writable_dir(Path(a.out).resolve().parent, "out")
     if a.ckpt:
-        from pathdino.engine import load_models
+        from pathdino.networks import load_models
         from pathdino.runtime import load_checkpoint
 
         cfg, _, teacher = load_models(load_checkpoint(a.ckpt), a.ckpt)

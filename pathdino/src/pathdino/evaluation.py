@@ -144,8 +144,8 @@ def evaluate(ckpt_path: str | Path, overrides: dict | None = None,
     import dataclasses
 
     from .config import check_config, config_from_dict
-    from .engine import load_models
     from .figures import plot_attention, plot_fps, plot_rotation
+    from .networks import load_models
     from .runtime import ConfigError, ensure_writable_dir, load_checkpoint, resolve_device
 
     ckpt_path = Path(ckpt_path)
