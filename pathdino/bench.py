@@ -1,5 +1,9 @@
 """`make bench-pathdino`: PathDino (5 blocks) vs ViT-S/16 (12 blocks, DINO default) patch
-embeddings/s on the same input, and FPS vs exhaustive tiling on a synthetic pyramidal slide."""
+embeddings/s on the same input, and FPS vs exhaustive tiling on a synthetic pyramidal slide.
+
+`--gpu [--json PATH]`: the same embedding figures on CUDA at the paper's 512 px (fp32 and bf16
+autocast, batch 64) and one paper-size DINO training step (2 x 512 + 8 x 224 px crops, K = 65,536,
+batch 64): seconds per step, images/s, peak CUDA memory. Without CUDA it says so and exits 0."""
 
 from __future__ import annotations
 
@@ -27,14 +31,78 @@ def embeddings_per_second(model: torch.nn.Module, x: torch.Tensor, repeats: int)
     return repeats * len(x) / (time.perf_counter() - start)
 
 
+def _rate(fn, items: int, repeats: int, device: torch.device) -> float:
+    """items/s of fn() (after one warm-up call; CUDA synchronised around the timing)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fn()
+    sync()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    sync()
+    return repeats * items / (time.perf_counter() - start)
+
+
+def gpu_figures(json_path: str | None, batch: int = 64, repeats: int = 5,
+                device: torch.device | None = None) -> dict:
+    """Embeddings/s at 512 px (fp32, bf16) and a paper-size training step on CUDA (another
+    `device` runs the same code, for a dry run of this function on the CPU)."""
+    from pathdino.config import parse_config
+    from pathdino.engine import build_models, build_optimizer, train_step
+    from pathdino.losses import DINOLoss
+
+    if device is None and not torch.cuda.is_available():
+        print("no CUDA: GPU figures skipped")
+        return {}
+    device = device or torch.device("cuda")
+    cuda = device.type == "cuda"
+    torch.manual_seed(0)
+    x = torch.randn(batch, 3, 512, 512, device=device)
+    out: dict = {"device": torch.cuda.get_device_name(device) if cuda else str(device),
+                 "img_size": 512, "batch": batch}
+    for name, depth in (("pathdino_5blk", 5), ("vit_s16_12blk", 12)):
+        model = PathDinoViT(ViTConfig(512, 16, 384, depth, 6)).to(device).eval()
+        with torch.no_grad():
+            out[f"{name}_emb_per_s_fp32"] = _rate(lambda m=model: m(x), batch, repeats, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16):
+                out[f"{name}_emb_per_s_bf16"] = _rate(lambda m=model: m(x), batch, repeats,
+                                                      device)
+    out["speedup_fp32"] = out["pathdino_5blk_emb_per_s_fp32"] / out["vit_s16_12blk_emb_per_s_fp32"]
+    cfg = parse_config(["--config", str(Path(__file__).parent / "configs" / "paper.toml"),
+                        "--data_root", "unused", "--batch_size", str(batch)])
+    student, teacher = build_models(cfg)
+    student, teacher = student.to(device), teacher.to(device)
+    loss_fn = DINOLoss(cfg.head_out_dim, 2 + cfg.local_crops_number).to(device)
+    optimizer = build_optimizer(student)
+    crops = [torch.randn(batch, 3, 512, 512, device=device)] * 2 + [
+        torch.randn(batch, 3, 224, 224, device=device)] * cfg.local_crops_number
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(device)
+    steps = iter(range(10**6))
+    rate = _rate(lambda: train_step(student, teacher, loss_fn, crops, optimizer, cfg,
+                                    next(steps)), batch, 3 if cuda else 1, device)
+    out.update(train_images_per_s=rate, train_s_per_step=batch / rate,
+               train_cuda_max_mem_mib=torch.cuda.max_memory_allocated(device) / 2**20
+               if cuda else None)
+    print(json.dumps(out, indent=1))
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(out, indent=1))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--gpu", action="store_true", help="CUDA figures only (see above)")
+    parser.add_argument("--json", default="", help="with --gpu: write the figures here")
     parser.add_argument("--img_size", type=int, default=224, help="paper: 512 (slow on CPU)")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--slide_size", type=int, default=2048)
     parser.add_argument("--patch_size", type=int, default=128, help="level-0 patch side")
     args = parser.parse_args(argv)
+    if args.gpu:
+        return gpu_figures(args.json or None)
     torch.manual_seed(0)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     x = torch.randn(args.batch, 3, args.img_size, args.img_size, device=device)

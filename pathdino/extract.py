@@ -9,6 +9,7 @@ official code's barcodes (sign of consecutive feature differences, "BoB").
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,6 +17,7 @@ import torch
 from pathdino.data import SourceImages, scan_image_folder
 from pathdino.evaluation import embed
 from pathdino.fps import fps_select, read_patches
+from pathdino.runtime import cli, ensure_writable_dir
 from pathdino.slide import open_slide
 
 
@@ -32,11 +34,12 @@ def main(argv: list[str] | None = None) -> dict:
     a = p.parse_args(argv)
     if bool(a.ckpt) == bool(a.official) or bool(a.images) == bool(a.slide):
         p.error("give one of --ckpt/--official and one of --images/--slide")
+    ensure_writable_dir(Path(a.out).resolve().parent, "out")
     if a.ckpt:
-        from pathdino.engine import load_models
+        from pathdino.networks import load_models
         from pathdino.runtime import load_checkpoint
 
-        cfg, _, teacher = load_models(load_checkpoint(a.ckpt))
+        cfg, _, teacher = load_models(load_checkpoint(a.ckpt), a.ckpt)
         backbone, size = teacher.backbone, cfg.model_img_size
     else:
         from pathdino.model import load_official_weights
@@ -62,4 +65,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathdino.config import parse_config
 from pathdino.engine import fit
+from pathdino.runtime import cli
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -14,4 +15,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -12,6 +12,7 @@ from pathdino.data import (
     read_slide_labels,
     scan_image_folder,
 )
+from pathdino.runtime import DataError, MissingPathError
 
 
 def _png(path, size, value=100):
@@ -33,10 +34,10 @@ def test_folder_counts_non_images_and_mixed_sizes(tmp_path, capsys):
 
 
 def test_folder_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match="class_name"):
+    with pytest.raises(MissingPathError, match="class_name"):
         scan_image_folder(tmp_path / "missing", labelled=True)
     (tmp_path / "only.txt").write_text("x")
-    with pytest.raises(FileNotFoundError, match="no images"):
+    with pytest.raises(DataError, match="no images"):
         scan_image_folder(tmp_path, labelled=False)
     _png(tmp_path / "one" / "1.png", (8, 8))
     with pytest.raises(ValueError, match=">= 2 class"):
@@ -74,5 +75,5 @@ def test_slide_labels_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="a.tif"):
         read_slide_labels(tmp_path)
     (tmp_path / "labels.csv").write_text("slide,label\na.tif;tumour\n")
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(ValueError, match="line 2"):
         read_slide_labels(tmp_path)

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset, Sampler
 
 from . import synthetic
 from .augment import MultiCropAugmentation
+from .runtime import DataError, MissingPathError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -45,13 +46,15 @@ class FolderScan:
 
 
 def _read_rgb(path: Path) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
+    """[H, W, 3] uint8, or DataError naming the file (PIL raises many types on broken files)."""
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+            return np.array(im.convert("RGB"))  # a writable copy
+    except Exception as err:  # noqa: BLE001 - OSError, SyntaxError, ValueError, zlib.error ...
+        raise DataError(f"cannot read image {path} ({type(err).__name__}: {err})",
+                        "replace or remove the file") from None
 
 
 def scan_image_folder(root: str | Path, labelled: bool) -> FolderScan:
@@ -61,7 +64,7 @@ def scan_image_folder(root: str | Path, labelled: bool) -> FolderScan:
     root = Path(root)
     if not root.is_dir():
         layout = "<root>/<class_name>/<image>.png" if labelled else "<root>/**/<image>.jpg"
-        raise FileNotFoundError(f"image folder not found: {root} (expected {layout})")
+        raise MissingPathError(f"image folder not found: {root}", f"expected {layout}")
     files, skipped = [], []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         (files if path.suffix.lower() in IMAGE_SUFFIXES else skipped).append(path)
@@ -71,19 +74,20 @@ def scan_image_folder(root: str | Path, labelled: bool) -> FolderScan:
         files = [p for p in files if p.parent != root] or files
         class_names = sorted({p.relative_to(root).parts[0] for p in files if p.parent != root})
         if len(class_names) < 2:
-            raise ValueError(f"{root}: a labelled folder needs >= 2 class sub-folders "
-                             f"(<root>/<class_name>/<image>), found {class_names}")
+            raise DataError(f"{root}: a labelled folder needs >= 2 class sub-folders, found "
+                            f"{class_names}", "<root>/<class_name>/<image>")
         labels = [class_names.index(p.relative_to(root).parts[0]) for p in files]
     if not files:
-        raise FileNotFoundError(f"no images ({sorted(IMAGE_SUFFIXES)}) under {root}; "
-                                f"{len(skipped)} other files found")
+        raise DataError(f"no images under {root}; {len(skipped)} other files found",
+                        f"image suffixes {', '.join(sorted(IMAGE_SUFFIXES))}")
     sizes: Counter = Counter()
     for path in files:
         try:
             with Image.open(path) as im:
                 sizes[im.size] += 1
-        except OSError as err:
-            raise ValueError(f"cannot read image {path}: {err}") from err
+        except Exception as err:  # noqa: BLE001 - see _read_rgb
+            raise DataError(f"cannot read image {path} ({type(err).__name__}: {err})",
+                            "replace or remove the file") from None
     scan = FolderScan(files, labels, class_names, skipped, sizes)
     print(f"[data] {root}: {scan.report()}")
     return scan
@@ -186,21 +190,41 @@ def _square_resize(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def read_slide_labels(root: str | Path) -> list[tuple[Path, int, str]]:
-    """`<root>/labels.csv` (header `slide,label`) + `<root>/slides/<slide>` -> (path, id, name)."""
+    """`<root>/labels.csv` (header `slide,label`) + `<root>/slides/<slide>` -> (path, id, name).
+
+    Blank lines are skipped; any other malformed line, a missing slide file or a duplicated slide
+    is a DataError naming the line.
+    """
     root = Path(root)
     csv = root / "labels.csv"
+    layout = "<root>/labels.csv with a header `slide,label` and the files in <root>/slides/"
     if not csv.is_file():
-        raise FileNotFoundError(f"{csv} not found; expected <root>/labels.csv with lines "
-                                "`slide,label` and the files in <root>/slides/")
-    rows = [line.split(",") for line in csv.read_text().splitlines()[1:] if line.strip()]
-    bad = [r for r in rows if len(r) != 2]
-    if bad:
-        raise ValueError(f"{csv}: malformed rows {bad[:3]} (expected `slide,label`)")
-    names = sorted({r[1].strip() for r in rows})
-    out = []
-    for slide, label in rows:
-        path = root / "slides" / slide.strip()
+        raise MissingPathError(f"{csv} not found", layout)
+    try:
+        lines = csv.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"cannot read {csv} ({type(err).__name__})", "a UTF-8 text file") from None
+    if not lines or [c.strip() for c in lines[0].split(",")] != ["slide", "label"]:
+        raise DataError(f"{csv}: first line must be the header `slide,label`", layout)
+    rows = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        fields = [c.strip() for c in line.split(",")]
+        if len(fields) != 2 or not all(fields):
+            raise DataError(f"{csv} line {number}: {line[:80]!r} is not `slide,label`", layout)
+        rows.append((number, *fields))
+    if not rows:
+        raise DataError(f"{csv} lists no slides", layout)
+    names = sorted({label for _, _, label in rows})
+    out, seen = [], set()
+    for number, slide, label in rows:
+        path = root / "slides" / slide
+        if slide in seen:
+            raise DataError(f"{csv} line {number}: slide {slide!r} is listed twice", layout)
+        seen.add(slide)
         if not path.is_file():
-            raise FileNotFoundError(f"{csv} lists {slide.strip()} but {path} does not exist")
-        out.append((path, names.index(label.strip()), label.strip()))
+            raise MissingPathError(f"{csv} line {number} lists {slide!r} but {path} does not "
+                                   "exist", layout)
+        out.append((path, names.index(label), label))
     return out

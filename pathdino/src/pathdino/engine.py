@@ -17,21 +17,21 @@ from torch.utils.data import DataLoader
 from tqdm import trange
 
 from .augment import MultiCropAugmentation
-from .config import Config, config_from_dict, config_to_json
+from .config import Config, check_config, config_to_json
 from .data import MultiCropDataset, StepBatchSampler, pretraining_sources
+from .evaluation import knn_probe
 from .losses import DINOLoss
-from .model import MultiCropNet, ViTConfig, build_student_teacher, ema_update
+from .model import MultiCropNet, ema_update
+from .networks import ARCH, build_models, check_resumable, load_models, vit_config  # noqa: F401
 from .runtime import (
     MetricsLogger,
-    load_checkpoint,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
     save_checkpoint,
     seed_everything,
     set_determinism,
 )
-
-ARCH = "pathdino-vit"
 
 
 def cosine_schedule(step: int, total: int, base: float, final: float, warmup: int = 0,
@@ -49,17 +49,6 @@ def teacher_temperature(step: int, cfg: Config) -> float:
         frac = step / cfg.warmup_teacher_temp_steps
         return cfg.warmup_teacher_temp + frac * (cfg.teacher_temp - cfg.warmup_teacher_temp)
     return cfg.teacher_temp
-
-
-def vit_config(cfg: Config, drop_path: float | None = None) -> ViTConfig:
-    return ViTConfig(cfg.model_img_size, cfg.model_patch_size, cfg.model_embed_dim,
-                     cfg.model_depth, cfg.model_num_heads, 4.0,
-                     cfg.model_drop_path if drop_path is None else drop_path)
-
-
-def build_models(cfg: Config) -> tuple[MultiCropNet, MultiCropNet]:
-    return build_student_teacher(vit_config(cfg), cfg.head_out_dim, cfg.head_hidden_dim,
-                                 cfg.head_bottleneck_dim, cfg.head_norm_last_layer)
 
 
 def param_groups(model: torch.nn.Module) -> list[dict]:
@@ -109,27 +98,28 @@ def train_step(student: MultiCropNet, teacher: MultiCropNet, loss_fn: DINOLoss,
     optimizer.step()
     momentum = cosine_schedule(step, cfg.steps, cfg.momentum_teacher, 1.0)
     ema_update(teacher, student, momentum)
-    with torch.no_grad():
-        p_t = torch.softmax((teacher_logits - loss_fn.center) / temp, -1)
+    with torch.no_grad():  # collapse monitors: sharp per image (low) yet diverse (high mean)
+        p_t = torch.softmax((teacher_logits - loss_fn.center) / temp, -1)  # [2B, K]
         entropy = -(p_t * torch.log(p_t + 1e-12)).sum(-1).mean()
+        p_mean = p_t.mean(0)  # [K]
+        mean_entropy = -(p_mean * torch.log(p_mean + 1e-12)).sum()
     return {"loss": loss.item(), "lr": optimizer.param_groups[0]["lr"],
-            "momentum": momentum, "teacher_entropy": entropy.item()}
+            "momentum": momentum, "teacher_entropy": entropy.item(),
+            "teacher_mean_entropy": mean_entropy.item()}
 
 
-def load_models(ckpt: dict) -> tuple[Config, MultiCropNet, MultiCropNet]:
-    """Rebuild student and teacher from ckpt['config'] and load them strictly."""
-    if ckpt.get("arch") != ARCH:
-        raise ValueError(f"checkpoint arch {ckpt.get('arch')!r} is not {ARCH!r}")
-    cfg = config_from_dict(ckpt["config"], where="checkpoint config")
-    student, teacher = build_models(cfg)
-    try:
-        teacher.load_state_dict(ckpt["model"], strict=True)
-        if "student" in ckpt:
-            student.load_state_dict(ckpt["student"], strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint weights do not match the architecture in its config: "
-                         f"{str(err)[:400]}") from err
-    return cfg, student, teacher
+def build_optimizer(student: torch.nn.Module, state: dict | None = None
+                    ) -> torch.optim.Optimizer:
+    """AdamW over the student's parameters, with a saved state when resuming.
+
+    Call it after the student is on its device: load_state_dict casts the state (Adam moments)
+    to the device of the parameters at that moment, so building it on the CPU and moving the
+    model afterwards leaves the moments on the CPU and the first CUDA step fails.
+    """
+    optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
+    if state is not None:
+        optimizer.load_state_dict(state)
+    return optimizer
 
 
 def _save(path: Path, step: int, cfg: Config, student, teacher, optimizer, loss_fn) -> None:
@@ -145,18 +135,21 @@ def _init_distributed(device: torch.device) -> tuple[int, torch.device]:
         return -1, device
     import torch.distributed as dist
 
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    # DIST_BACKEND overrides the default (nccl on CUDA, gloo on CPU): NCCL refuses two ranks on
+    # one GPU, so a one-GPU multi-process check runs gloo with CUDA tensors
+    backend = os.environ.get("DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":  # ranks beyond the GPU count share GPUs (one-GPU checks)
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local_rank % torch.cuda.device_count())
         torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend)
     return dist.get_rank(), device
 
 
 def fit(cfg: Config) -> dict:
     """Train; returns final metrics and the run folder. Resumes from <out_dir>/ckpt/last.pt."""
-    from .evaluation import knn_probe  # evaluation imports engine: late import
-
+    check_config(cfg)
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     rank, device = _init_distributed(resolve_device(cfg.device))
@@ -170,22 +163,24 @@ def fit(cfg: Config) -> dict:
                                   cfg.data_orientation_bias_deg, cfg.seed)
     augment = MultiCropAugmentation(cfg.global_crop_size, cfg.local_crop_size,
                                     cfg.local_crops_number, cfg.global_crops_scale,
-                                    cfg.local_crops_scale, cfg.historotate)
+                                    cfg.local_crops_scale, cfg.historotate,
+                                    cfg.historotate_large_side, cfg.historotate_large_crop,
+                                    cfg.historotate_large_crop_scale)
     student, teacher = build_models(cfg)
     loss_fn = DINOLoss(cfg.head_out_dim, 2 + cfg.local_crops_number, cfg.student_temp,
                        cfg.center_momentum)
-    optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
-    start = 0
+    start, optimizer_state = 0, None
     last = run_dir / "ckpt" / "last.pt"
-    if last.is_file():
-        ckpt = load_checkpoint(last)
-        _, student, teacher = load_models(ckpt)
-        optimizer = torch.optim.AdamW(param_groups(student), lr=0.0)
-        optimizer.load_state_dict(ckpt["optimizer"])
+    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt (with a warning)
+    if ckpt is not None:
+        check_resumable(cfg, ckpt, str(last))
+        _, student, teacher = load_models(ckpt, str(run_dir / "ckpt"))
         loss_fn.load_state_dict(ckpt["dino_loss"])
-        start = int(ckpt["step"])
-        print(f"[fit] resumed from {last} at step {start}")
+        optimizer_state, start = ckpt["optimizer"], int(ckpt["step"])
+        print(f"[fit] resumed from {run_dir / 'ckpt'} at step {start}")
+    # model first, optimizer second: the loaded Adam moments follow the parameters' device
     student, teacher, loss_fn = student.to(device), teacher.to(device), loss_fn.to(device)
+    optimizer = build_optimizer(student, optimizer_state)
     student_forward = None
     if rank >= 0:  # torchrun: gradients all-reduced by DDP, centre by DINOLoss
         student_forward = torch.nn.parallel.DistributedDataParallel(
@@ -205,6 +200,8 @@ def fit(cfg: Config) -> dict:
         student.train()
         metrics = train_step(student, teacher, loss_fn, crops, optimizer, cfg, step,
                              student_forward)
+        if device.type == "cuda":  # peak memory of the run so far (smoke.py reads it)
+            metrics["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
         if step % cfg.log_every == 0 or step == cfg.steps - 1:
             logger.log(step, progress=bar, **metrics)
         if cfg.eval_every and main_process and (step % cfg.eval_every == 0

@@ -102,12 +102,14 @@ def _slide_bags(cfg: Config, backbone, device, slides, select) -> tuple[list, di
 
 
 def wsi_level(cfg: Config, backbone, device, run_dir: Path) -> tuple[dict, dict]:
-    """FPS vs exhaustive tiling: patches, time (read + select + embed), WSI majority-vote search."""
+    """FPS vs exhaustive tiling: patches, time (read + select + embed), WSI majority-vote search.
+
+    Without data_slide_root, synthetic slides are written under <run_dir>/synthetic_slides_*."""
     root = cfg.data_slide_root
     if not root:
         from .synthetic import write_synthetic_slides
 
-        root = run_dir / "eval" / "synthetic_slides"
+        root = run_dir / f"synthetic_slides_{cfg.data_num_slides}x{cfg.data_slide_size}"
         if not (root / "labels.csv").is_file():
             write_synthetic_slides(root, cfg.data_num_slides, cfg.data_num_classes,
                                    cfg.data_slide_size, 4, cfg.data_orientation_bias_deg,
@@ -117,7 +119,8 @@ def wsi_level(cfg: Config, backbone, device, run_dir: Path) -> tuple[dict, dict]
     kw = {"tissue_threshold": cfg.fps_tissue_threshold,
           "output_patch_size": cfg.fps_patch_size, "thumbnail_size": cfg.fps_thumbnail_size}
     rng = np.random.default_rng(cfg.seed)
-    methods = {"fps": lambda s: fps_select(s, cfg.fps_num_patches, rng=rng, **kw),
+    methods = {"fps": lambda s: fps_select(s, cfg.fps_num_patches, rng=rng,
+                                           coords=cfg.fps_coords, **kw),
                "exhaustive": lambda s: exhaustive_tiles(s, **kw)}
     out, first = {}, {}
     for name, select in methods.items():
@@ -127,24 +130,44 @@ def wsi_level(cfg: Config, backbone, device, run_dir: Path) -> tuple[dict, dict]
     return out, first
 
 
-def evaluate(ckpt_path: str | Path) -> dict:
-    """Full evaluation of a checkpoint's teacher backbone; writes <run>/eval/*.json and PNGs."""
-    from .engine import load_models
+# settings eval.py may override on top of the checkpoint's config: data and evaluation size only
+EVAL_KEYS = ("device", "seed", "data_eval_root", "data_slide_root", "data_num_eval_per_class",
+             "data_num_slides", "data_slide_size", "eval_knn_k", "eval_rotation_angles",
+             "eval_rotation_patches", "fps_num_patches", "fps_tissue_threshold", "fps_patch_size",
+             "fps_thumbnail_size", "fps_coords", "slide_backend")
+
+
+def evaluate(ckpt_path: str | Path, overrides: dict | None = None,
+             out_dir: str | Path | None = None) -> dict:
+    """Full evaluation of a checkpoint's teacher backbone; writes <out_dir>/metrics.json and PNGs
+    (default out_dir: <run>/eval). `overrides` may set EVAL_KEYS (strings or typed values)."""
+    import dataclasses
+
+    from .config import check_config, config_from_dict
     from .figures import plot_attention, plot_fps, plot_rotation
-    from .runtime import load_checkpoint, resolve_device
+    from .networks import load_models
+    from .runtime import ConfigError, ensure_writable_dir, load_checkpoint, resolve_device
 
     ckpt_path = Path(ckpt_path)
-    cfg, _, teacher = load_models(load_checkpoint(ckpt_path))
+    ckpt = load_checkpoint(ckpt_path)
+    cfg, _, teacher = load_models(ckpt, str(ckpt_path))
+    overrides = dict(overrides or {})
+    not_eval = sorted(set(overrides) - set(EVAL_KEYS))
+    if not_eval:
+        raise ConfigError(f"eval.py cannot change {', '.join(not_eval)} (the model comes from "
+                          "the checkpoint)", f"keys it takes: {', '.join(EVAL_KEYS)}")
+    if overrides:
+        typed = config_from_dict(overrides, where="eval.py command line")
+        cfg = check_config(dataclasses.replace(cfg, **{k: getattr(typed, k) for k in overrides}))
     device = resolve_device(cfg.device)
     backbone = teacher.backbone.to(device)
     run_dir = ckpt_path.parent.parent
-    out_dir = run_dir / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results: dict = {"step": int(load_checkpoint(ckpt_path)["step"]), "patch": {}}
+    out_dir = ensure_writable_dir(Path(out_dir) if out_dir else run_dir / "eval", "out_dir")
+    results: dict = {"step": int(ckpt["step"]), "patch": {}}
     curves = {}
     for name, (images, labels) in _sets(cfg).items():
         results["patch"][name], curves[name] = patch_level(cfg, backbone, device, images, labels)
-    results["wsi"], selections = wsi_level(cfg, backbone, device, run_dir)
+    results["wsi"], selections = wsi_level(cfg, backbone, device, out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2))
     first_set = next(iter(_sets(cfg).values()))[0]
     plot_attention(backbone, first_set[:4], cfg.model_img_size, out_dir / "attention.png")

@@ -1,15 +1,21 @@
 """FPS: fast patch selection for whole-slide images (Sec. 3.1 of the paper, official `FPS code/`).
 
-Steps (official `process_wsi`):
-1. Thumbnail (longer side 1024) -> `clean_thumbnail`: pixels whose RGB std < 5 (grey/glass) and
-   pixels whose locally averaged HSD chroma c_y < 0.05 (not stained) become white.
-2. Tissue mask = non-white pixels. Each tissue component (outer contour) is tiled on the mask
-   with cells of the patch size; cells with tissue fraction >= tissue_threshold are candidates.
-3. Greedy spatial thinning: keep a candidate only if it is >= 2 cells from every kept one.
+Steps (official `process_wsi` in `FPS code/FPS_helper.py`):
+1. Thumbnail: OpenSlide's `get_thumbnail((1024, 1024))` (Lanczos, longer side 1024) ->
+   `clean_thumbnail`: pixels whose RGB std < 5 (grey/glass) and pixels whose 30 x 30 box mean of
+   the HSD chroma c_y is < 0.05 (not stained) become white. The box filter is OpenCV's
+   `filter2D` default: anchor at the kernel centre (15, 15) and reflect-101 borders.
+2. Tissue mask = non-white pixels. Each tissue component (OpenCV outer contour) is tiled on the
+   mask with cells of the patch size; cells with tissue fraction >= tissue_threshold are
+   candidates, in OpenCV's contour order (last component in raster order first), x outer, y inner.
+3. Greedy spatial thinning in that order: keep a candidate only if it is >= 2 cells from every
+   kept one.
 4. Density-proportional sampling of `num_patches` locations with a kernel-density estimate
-   (bandwidth 0.1 mask pixels), which keeps the spatial distribution of the tissue.
-5. Scale to level-0 coordinates; patches are read at level 0 with side
-   (objective_power / 20) * output_patch_size, i.e. `output_patch_size` pixels at 20x.
+   (bandwidth 0.1 mask pixels, sklearn KernelDensity.sample), which keeps the spatial
+   distribution of the tissue.
+5. Scale to level-0 coordinates (official: by the integer part of level-0 size / mask size);
+   patches are read at level 0 with side int((objective_power / 20) * output_patch_size), i.e.
+   `output_patch_size` pixels at 20x.
 
 Shapes: thumbnail [h, w, 3] uint8, mask [h, w] bool; points are (x, y).
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy import ndimage
@@ -29,15 +36,16 @@ def rgb_to_hsd(rgb: np.ndarray) -> np.ndarray:
     """Hue-saturation-density transform (optical density, chroma) of RGB in [0, 1].
 
     Args:
-        rgb: [..., 3] float in [0, 1].
+        rgb: [..., 3] float in [0, 1] (float32 stays float32, as in the official cleaning).
     Returns:
         [..., 3]: D (mean optical density), c_x, c_y.
     """
     eps = np.finfo(np.float64).eps
-    x = np.where(rgb == 0.0, eps, rgb.astype(np.float64))
+    rgb = np.asarray(rgb, dtype=np.result_type(rgb, np.float32))
+    x = np.where(rgb == 0.0, rgb.dtype.type(eps), rgb)
     od = -np.log(x)  # optical density per channel
     density = od.mean(-1)
-    density = np.where(density == 0.0, eps, density)
+    density = np.where(density == 0.0, density.dtype.type(eps), density)
     c_x = od[..., 0] / density - 1.0
     c_y = (od[..., 1] - od[..., 2]) / (np.sqrt(3.0) * density)
     return np.stack([density, c_x, c_y], -1)
@@ -55,8 +63,10 @@ def clean_thumbnail(thumb: np.ndarray, std_threshold: float = 5.0, chroma_thresh
     """
     out = thumb.copy()
     out[thumb.std(axis=2) < std_threshold] = 255
-    c_y = rgb_to_hsd(out.astype(np.float32) / 255.0)[..., 2]
-    c_y_mean = ndimage.uniform_filter(c_y, size=kernel, mode="reflect")
+    c_y = rgb_to_hsd(out.astype(np.float32) / np.float32(255.0))[..., 2]  # float32 as official
+    # cv2.filter2D(c_y, -1, ones(k, k) / k^2): window [i - k//2, i + k - 1 - k//2] (scipy's
+    # origin 0 for even and odd k) and BORDER_REFLECT_101 = scipy's "mirror" (not "reflect")
+    c_y_mean = ndimage.uniform_filter(c_y, size=kernel, mode="mirror")
     out[c_y_mean < chroma_threshold] = 255
     return out
 
@@ -69,10 +79,14 @@ def tissue_mask(thumb: np.ndarray, kernel: int = 30) -> np.ndarray:
 
 def grid_candidates(mask: np.ndarray, cell_h: int, cell_w: int, tissue_threshold: float
                     ) -> list[tuple[int, int, float]]:
-    """Cells over each tissue component's bounding box with enough tissue.
+    """Cells over each tissue component's bounding box with enough tissue, in the official order.
 
-    Components are 8-connected with holes filled (OpenCV RETR_EXTERNAL outer contours). As in the
-    official loop, the last partial column/row of a box is not visited.
+    Components are 8-connected with holes filled (OpenCV RETR_EXTERNAL outer contours: a blob in
+    another's hole is not a contour of its own). `cv2.findContours` lists the contours in reverse
+    order of their first pixel in a raster scan; scipy labels components in raster order, so the
+    official order is the labels reversed (checked against OpenCV 4.14 and 5.0 on 300 random
+    masks). Within a box, x is the outer loop and y the inner one, and, as in the official loop,
+    the last partial column/row of a box is not visited.
 
     Returns:
         (x, y, tissue_fraction) of the kept cells' top-left corners, in mask pixels.
@@ -80,7 +94,7 @@ def grid_candidates(mask: np.ndarray, cell_h: int, cell_w: int, tissue_threshold
     filled = ndimage.binary_fill_holes(mask)
     labels, _ = ndimage.label(filled, structure=np.ones((3, 3)))
     kept = []
-    for box in ndimage.find_objects(labels):
+    for box in reversed(ndimage.find_objects(labels)):
         y, x = box[0].start, box[1].start
         h, w = box[0].stop - y, box[1].stop - x
         if w < cell_w or h < cell_h:
@@ -103,17 +117,21 @@ def thin_points(points: list[tuple[int, int]], min_distance: float) -> list[tupl
     return kept
 
 
-def kde_sample(points: np.ndarray, num: int, bandwidth: float, rng: np.random.Generator
-               ) -> np.ndarray:
+def kde_sample(points: np.ndarray, num: int, bandwidth: float,
+               rng: np.random.Generator | np.random.RandomState) -> np.ndarray:
     """Draw `num` points from a Gaussian KDE of `points` [N, 2] (sklearn KernelDensity.sample).
 
-    A draw picks a data point uniformly (with replacement) and adds N(0, bandwidth^2) noise, so
-    dense tissue areas contribute proportionally more patches. Fewer points than `num`: all kept.
+    As sklearn: u ~ U(0, 1)^num picks data points floor(u N) (with replacement), then
+    N(point, bandwidth^2) noise is added; so dense tissue areas contribute proportionally more
+    patches. With a `np.random.RandomState` seeded like numpy's global state the draws equal the
+    official `KernelDensity(bandwidth=0.1).fit(points).sample(num)`. Fewer points than `num`:
+    all of them are returned unchanged (official).
     """
     if len(points) <= num:
         return points.astype(np.float64)
-    idx = rng.integers(0, len(points), num)
-    return points[idx] + rng.normal(0.0, bandwidth, (num, 2))
+    u = rng.uniform(0.0, 1.0, size=num)
+    idx = (u * points.shape[0]).astype(np.int64)
+    return np.atleast_2d(rng.normal(points[idx].astype(np.float64), bandwidth))
 
 
 @dataclass
@@ -132,20 +150,34 @@ def _mask_setup(slide: Slide, output_patch_size: int, thumbnail_size: int):
     width0, height0 = slide.level_dimensions[0]
     kernel = max(3, round(30 * max(thumb.shape[:2]) / 1024))  # 30 px at 1024 (official)
     mask = tissue_mask(thumb, kernel=kernel)
-    patch_size = round(slide.objective_power / 20.0 * output_patch_size)
+    patch_size = int(slide.objective_power / 20.0 * output_patch_size)  # level-0 side (FPS.py)
     scale_x, scale_y = width0 / thumb.shape[1], height0 / thumb.shape[0]
     return thumb, mask, patch_size, scale_x, scale_y
 
 
+CoordMode = Literal["official", "exact"]
+
+
 def fps_select(slide: Slide, num_patches: int = 30, tissue_threshold: float = 0.9,
                output_patch_size: int = 1000, thumbnail_size: int = 1024,
-               rng: np.random.Generator | None = None) -> Selection:
-    """FPS patch selection (steps 1-5 above) -> `Selection` with `num_patches` coordinates."""
+               rng: np.random.Generator | np.random.RandomState | None = None,
+               coords: CoordMode = "official") -> Selection:
+    """FPS patch selection (steps 1-5 above) -> `Selection` with `num_patches` coordinates.
+
+    coords: "official" scales mask coordinates to level 0 by int(W0 / w_mask) and
+        int(H0 / h_mask), as the released code does (a slide 97.7x its thumbnail is scaled by 97,
+        so patches drift towards the origin by up to ~2 % of the slide); "exact" uses the float
+        ratios.
+    """
     rng = rng if rng is not None else np.random.default_rng(0)
     start = time.perf_counter()
     thumb, mask, patch_size, scale_x, scale_y = _mask_setup(slide, output_patch_size,
                                                             thumbnail_size)
-    cell_h, cell_w = max(1, int(patch_size / scale_y)), max(1, int(patch_size / scale_x))
+    width0, height0 = slide.level_dimensions[0]
+    # official: int((mask_side / slide_side) * patch_side), with the 20x side as a float
+    side_20x = slide.objective_power / 20.0 * output_patch_size
+    cell_h = max(1, int((mask.shape[0] / height0) * side_20x))
+    cell_w = max(1, int((mask.shape[1] / width0) * side_20x))
     candidates = grid_candidates(mask, cell_h, cell_w, tissue_threshold)
     if not candidates:
         raise SlideError(f"no tissue patch found: {int(mask.sum())} tissue pixels in the "
@@ -154,8 +186,12 @@ def fps_select(slide: Slide, num_patches: int = 30, tissue_threshold: float = 0.
                          f">= {tissue_threshold:.0%} tissue (lower fps_tissue_threshold?)")
     thinned = thin_points([(x, y) for x, y, _ in candidates], min_distance=2 * cell_h)
     sampled = kde_sample(np.asarray(thinned, np.float64).reshape(-1, 2), num_patches, 0.1, rng)
-    coords = [(int(x * scale_x), int(y * scale_y)) for x, y in sampled]
-    return Selection(coords, patch_size, thumb, mask, scale_x, len(candidates),
+    if coords == "official":
+        factor_x, factor_y = int(width0 / mask.shape[1]), int(height0 / mask.shape[0])
+    else:
+        factor_x, factor_y = scale_x, scale_y
+    level0 = [(int(x * factor_x), int(y * factor_y)) for x, y in sampled]
+    return Selection(level0, patch_size, thumb, mask, scale_x, len(candidates),
                      time.perf_counter() - start)
 
 

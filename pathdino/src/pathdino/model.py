@@ -4,7 +4,8 @@ Shapes: B batch, C=3 channels, H W image, P patch side, T = (H/P)(W/P) tokens (+
 D embed dim, K head output dim (prototypes).
 
 Architecture as in the official `PathDino.py` (itself DINO's `vision_transformer.py`): conv patch
-embedding, learned position embedding (bicubic-interpolated for other input sizes), pre-norm
+embedding, learned position embedding (bicubic-interpolated for other input sizes exactly as the
+official code and DINO's `interpolate_pos_encoding` do: `scale_factor = (n + 0.1) / N`), pre-norm
 blocks with qkv bias, LayerNorm eps 1e-6, CLS token output. Written here from the description.
 """
 
@@ -28,6 +29,11 @@ class ViTConfig:
     num_heads: int = 6
     mlp_ratio: float = 4.0
     drop_path: float = 0.0
+    # Position-embedding resize for other input sizes: the official code (DINO's
+    # interpolate_pos_encoding) passes scale_factor = (n + 0.1) / N to a bicubic resize of the
+    # N x N grid to n x n; the 0.1 shifts the sampling grid slightly (DINO issue #8). 0.0 gives a
+    # plain size=(n, n) resize, which the released weights were never run with.
+    pos_interp_offset: float = 0.1
 
 
 def drop_path(x: torch.Tensor, prob: float, training: bool) -> torch.Tensor:
@@ -101,7 +107,12 @@ class PathDinoViT(nn.Module):
         self.apply(_init_weights)
 
     def interpolate_pos_encoding(self, num_tokens: int, height: int, width: int) -> torch.Tensor:
-        """Position embedding for an H x W input: [1, 1 + (H/P)(W/P), D] (bicubic resize)."""
+        """Position embedding for an H x W input: [1, 1 + (H/P)(W/P), D].
+
+        As the official PathDino.py / DINO: the stored N x N grid is resized bicubically
+        (align_corners False) with scale_factor (h + offset) / N, (w + offset) / N, so the output
+        is h x w (floor) but source pixels are sampled at (i + 0.5) N / (h + offset) - 0.5.
+        """
         n_stored = self.pos_embed.shape[1] - 1
         if num_tokens - 1 == n_stored and height == width:
             return self.pos_embed
@@ -109,7 +120,13 @@ class PathDinoViT(nn.Module):
         side = int(math.sqrt(n_stored))
         grid = rearrange(patch_pos, "one (h w) d -> one d h w", h=side)  # [1, D, s, s]
         h, w = height // self.cfg.patch_size, width // self.cfg.patch_size
-        grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+        offset = self.cfg.pos_interp_offset
+        if offset == 0.0:
+            grid = F.interpolate(grid, size=(h, w), mode="bicubic", align_corners=False)
+        else:
+            grid = F.interpolate(grid, scale_factor=((h + offset) / side, (w + offset) / side),
+                                 mode="bicubic", align_corners=False)
+        assert grid.shape[-2:] == (h, w), (grid.shape, h, w)  # [1, D, h, w]
         return torch.cat([cls_pos, rearrange(grid, "one d h w -> one (h w) d")], dim=1)
 
     def tokens(self, x: torch.Tensor) -> torch.Tensor:
@@ -235,10 +252,26 @@ def official_to_local_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 def load_official_weights(path: str, img_size: int = 512) -> PathDinoViT:
-    """PathDino-512 backbone (ViTConfig defaults) with the released weights, loaded strictly."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "teacher" in state:  # a full DINO training checkpoint
-        state = state["teacher"]
+    """PathDino-512 backbone (ViTConfig defaults) with the released weights, loaded strictly.
+
+    Accepts the released `PathDino512.pth`, a `backbone.`/`module.`-prefixed state dict or a DINO
+    training checkpoint (its `teacher`); anything else is a CheckpointError.
+    """
+    from .runtime import CheckpointError, load_checkpoint
+
+    try:
+        state = load_checkpoint(path)  # plain weights_only load; format_version is not ours
+    except CheckpointError as err:
+        if "format_version" not in err.where:
+            raise
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("teacher"), dict):
+        state = state["teacher"]  # a full DINO training checkpoint
     model = PathDinoViT(ViTConfig(img_size=img_size))
-    model.load_state_dict(official_to_local_keys(state), strict=True)
+    try:
+        model.load_state_dict(official_to_local_keys(state), strict=True)
+    except (RuntimeError, AttributeError, TypeError) as err:
+        raise CheckpointError(f"{path} does not hold PathDino-512 weights ({type(err).__name__}: "
+                              f"{str(err)[:160]})", "the released PathDino512.pth or a DINO "
+                              "checkpoint of the pathdino architecture") from None
     return model.eval()

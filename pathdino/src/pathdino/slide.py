@@ -4,8 +4,9 @@ Shapes: H W = pixels of one pyramid level; regions are returned as uint8 [h, w, 
 Coordinates are (x, y) in level-0 pixels, as OpenSlide's `read_region` uses them.
 
 `TiffSlide` decodes only the TIFF tiles (or strips) a region overlaps, so a gigapixel slide is never
-loaded whole. OpenSlide is used instead when `backend="openslide"` and `openslide-python` plus the
-system library are installed (the official FPS code reads slides with OpenSlide).
+loaded whole; its thumbnail is built as OpenSlide's `get_thumbnail` builds it. OpenSlide is used
+instead when `backend="openslide"` (`pip install -e '.[openslide]'`: openslide-python and the
+openslide-bin library wheel); the official FPS code reads slides with OpenSlide.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from typing import Protocol, Self
 
 import numpy as np
 
+from .runtime import DataError, MissingPathError
 
-class SlideError(ValueError):
+MAX_LEVEL_PIXELS = 2**31  # a level larger than this is a corrupt header, not a slide
+MAX_THUMBNAIL_SOURCE_PIXELS = 2**28  # the whole level read for a thumbnail (as OpenSlide does)
+
+
+class SlideError(DataError):
     """A slide file that cannot be used (unreadable, not pyramidal, wrong pixel format)."""
 
 
@@ -34,26 +40,54 @@ class Slide(Protocol):
     def close(self) -> None: ...
 
 
-def _best_level_for(slide: Slide, max_size: int) -> int:
-    """Smallest-index level whose longer side is still >= max_size, else the coarsest one."""
-    best = len(slide.level_dimensions) - 1
-    for level in range(len(slide.level_dimensions) - 1, -1, -1):
-        if max(slide.level_dimensions[level]) >= max_size:
-            return level
-    return best
+def level_downsamples(dimensions: list[tuple[int, int]]) -> list[float]:
+    """Per-level downsample as OpenSlide reports it: mean of the width and height ratios."""
+    w0, h0 = dimensions[0]
+    return [(w0 / w + h0 / h) / 2.0 for w, h in dimensions]
 
 
-def _thumbnail_from_level(slide: Slide, max_size: int) -> tuple[np.ndarray, int]:
-    """Read a coarse level and subsample it so its longer side is <= max_size.
+def best_level_for_downsample(downsamples: list[float], downsample: float) -> int:
+    """OpenSlide's rule: the last level whose downsample is <= `downsample` (level 0 if none)."""
+    for level in range(1, len(downsamples)):
+        if downsample < downsamples[level]:
+            return level - 1
+    return len(downsamples) - 1
+
+
+def openslide_thumbnail(slide: Slide, max_size: int) -> tuple[np.ndarray, int]:
+    """Thumbnail as openslide-python's `get_thumbnail((max_size, max_size))` builds it (the
+    official FPS code's input): read the whole best level for the downsample
+    max(W0, H0) / max_size, then PIL `thumbnail` with Lanczos (longer side max_size, aspect kept).
 
     Returns:
         thumb: [h, w, 3] uint8; the level it was read from.
     """
-    level = _best_level_for(slide, max_size)
+    from PIL import Image
+
+    w0, h0 = slide.level_dimensions[0]
+    level = best_level_for_downsample(list(slide.level_downsamples),
+                                      max(w0 / max_size, h0 / max_size))
     w, h = slide.level_dimensions[level]
-    region = slide.read_region((0, 0), level, (w, h))
-    step = max(1, math.ceil(max(w, h) / max_size))
-    return region[::step, ::step], level
+    if w * h > MAX_THUMBNAIL_SOURCE_PIXELS:
+        raise SlideError(f"level {level} ({w} x {h}) is the smallest level >= the thumbnail but "
+                         "too large to read whole", "a pyramid with a level near 1-4k pixels")
+    thumb = Image.fromarray(slide.read_region((0, 0), level, (w, h)))
+    thumb.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    return np.asarray(thumb), level
+
+
+class _QuietTifffile:
+    """Raise tifffile's logger to ERROR for a block (restored afterwards)."""
+
+    def __enter__(self) -> None:
+        import logging
+
+        self._logger = logging.getLogger("tifffile")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc) -> None:
+        self._logger.setLevel(self._level)
 
 
 class TiffSlide:
@@ -64,37 +98,49 @@ class TiffSlide:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise FileNotFoundError(f"slide not found: {self.path}")
-        try:
-            self._tif = tifffile.TiffFile(self.path)
-            series = self._tif.series[0]
-            self._pages = [lvl.keyframe for lvl in series.levels]
-        except Exception as err:  # tifffile raises several types on corrupt files
-            raise SlideError(f"cannot read {self.path} as a TIFF slide: {err}") from err
+            raise MissingPathError(f"slide not found: {self.path}", "check data_slide_root and "
+                                   "labels.csv")
+        self._tif = None
+        try:  # tifffile's log lines about a corrupt file would precede our one-line error
+            with _QuietTifffile():
+                self._tif = tifffile.TiffFile(self.path)
+                series = self._tif.series[0]
+                self._pages = [lvl.keyframe for lvl in series.levels]
+                for page in self._pages:  # parse each level's header now, inside the guard
+                    _ = page.shape, page.dtype, page.is_tiled, page.dataoffsets
+        except Exception as err:  # noqa: BLE001 - tifffile raises many types on corrupt files
+            if self._tif is not None:
+                self._tif.close()
+            raise SlideError(f"cannot read {self.path} as a TIFF slide "
+                             f"({type(err).__name__}: {err})", "a pyramidal TIFF/SVS") from None
         if require_pyramid and len(self._pages) < 2:
             self._tif.close()
-            raise SlideError(f"{self.path} is not pyramidal (one resolution level); write it with "
-                             "sub-resolutions (tifffile subifds or SVS levels) or convert it with "
+            raise SlideError(f"{self.path} is not pyramidal (one resolution level)",
+                             "write it with reduced-resolution levels or convert it with "
                              "vips tiffsave --pyramid --tile")
         for page in self._pages:
             shape = page.shape
             if len(shape) != 3 or shape[-1] not in (3, 4) or page.dtype != np.uint8:
                 self._tif.close()
                 raise SlideError(f"{self.path}: expected uint8 RGB(A) levels, got shape {shape} "
-                                 f"dtype {page.dtype}")
+                                 f"dtype {page.dtype}", "an RGB whole-slide image")
+            if shape[0] * shape[1] > MAX_LEVEL_PIXELS or min(shape[:2]) < 1:
+                self._tif.close()
+                raise SlideError(f"{self.path}: implausible level size {shape[1]} x {shape[0]}",
+                                 "a corrupt TIFF header")
         self.level_dimensions = [(p.shape[1], p.shape[0]) for p in self._pages]
-        w0 = self.level_dimensions[0][0]
-        self.level_downsamples = [w0 / w for w, _ in self.level_dimensions]
+        self.level_downsamples = level_downsamples(self.level_dimensions)
         self.objective_power = self._read_objective_power()
 
     def _read_objective_power(self) -> float:
-        """Aperio `AppMag = 20` in ImageDescription, else 20x (the official FPS default)."""
+        """Aperio `AppMag = 20` in ImageDescription (as an integer, like the official code's
+        int(openslide.objective-power)), else 20x (the official FPS default)."""
         desc = self._tif.pages[0].description or ""
         for part in desc.replace("\n", "|").split("|"):
             key, _, value = part.partition("=")
             if key.strip() == "AppMag":
                 try:
-                    return float(value)
+                    return float(int(float(value)))
                 except ValueError:
                     break
         return 20.0
@@ -106,10 +152,12 @@ class TiffSlide:
         data = fh.read(page.databytecounts[index])
         try:
             segment, _, _ = page.decode(data, index, jpegtables=page.jpegtables)
-        except Exception as err:
-            raise SlideError(f"{self.path}: cannot decode tile {index}: {err}") from err
+        except Exception as err:  # noqa: BLE001 - codecs raise many types
+            raise SlideError(f"{self.path}: cannot decode tile {index} ({type(err).__name__}: "
+                             f"{err})", "a truncated or corrupted slide file") from None
         if segment is None:
-            raise SlideError(f"{self.path}: tile {index} is empty or truncated")
+            raise SlideError(f"{self.path}: tile {index} is empty or truncated",
+                             "a truncated or corrupted slide file")
         return segment[0]  # [h, w, C]
 
     def read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]
@@ -118,7 +166,20 @@ class TiffSlide:
 
         Returns:
             [h, w, 3] uint8 RGB; outside the image is white (255), like OpenSlide's background.
+        Raises:
+            SlideError when the file's tiles cannot be read (truncated or corrupted file).
         """
+        try:
+            return self._read_region(location, level, size)
+        except SlideError:
+            raise
+        except Exception as err:  # noqa: BLE001 - tifffile/numpy/zlib on corrupt tiles
+            raise SlideError(f"{self.path}: cannot read level {level} at {tuple(location)} "
+                             f"({type(err).__name__}: {err})", "a truncated or corrupted slide "
+                             "file") from None
+
+    def _read_region(self, location: tuple[int, int], level: int, size: tuple[int, int]
+                     ) -> np.ndarray:
         page = self._pages[level]
         scale = self.level_downsamples[level]
         x0, y0 = int(location[0] / scale), int(location[1] / scale)
@@ -147,7 +208,7 @@ class TiffSlide:
         return out
 
     def get_thumbnail(self, max_size: int = 1024) -> tuple[np.ndarray, int]:
-        return _thumbnail_from_level(self, max_size)
+        return openslide_thumbnail(self, max_size)
 
     def close(self) -> None:
         self._tif.close()
@@ -168,20 +229,35 @@ class OpenSlideSlide:
         except ImportError as err:
             raise ImportError("slide_backend=openslide needs `pip install -e '.[openslide]'` and "
                               "the OpenSlide system library") from err
+        if not Path(path).is_file():
+            raise MissingPathError(f"slide not found: {path}", "check data_slide_root and "
+                                   "labels.csv")
         try:
             self._slide = openslide.OpenSlide(str(path))
-        except Exception as err:
-            raise SlideError(f"OpenSlide cannot read {path}: {err}") from err
+        except Exception as err:  # noqa: BLE001 - OpenSlideError, OpenSlideUnsupportedFormatError
+            raise SlideError(f"OpenSlide cannot read {path} ({type(err).__name__}: {err})",
+                             "a slide format OpenSlide supports") from None
         self.level_dimensions = list(self._slide.level_dimensions)
         self.level_downsamples = list(self._slide.level_downsamples)
-        power = self._slide.properties.get("openslide.objective-power")
-        self.objective_power = float(power) if power else 20.0
+        try:  # official: int(properties['openslide.objective-power']), 20 when that fails
+            self.objective_power = float(int(self._slide.properties["openslide.objective-power"]))
+        except (KeyError, ValueError):
+            self.objective_power = 20.0
 
     def read_region(self, location, level, size) -> np.ndarray:
-        return np.asarray(self._slide.read_region(location, level, size).convert("RGB"))
+        """As the official FPS code: OpenSlide's RGBA region converted to RGB."""
+        try:
+            return np.asarray(self._slide.read_region(location, level, size).convert("RGB"))
+        except Exception as err:  # noqa: BLE001 - OpenSlideError on corrupt tiles
+            raise SlideError(f"OpenSlide cannot read level {level} at {tuple(location)} "
+                             f"({type(err).__name__}: {err})", "a truncated or corrupted slide "
+                             "file") from None
 
     def get_thumbnail(self, max_size: int = 1024) -> tuple[np.ndarray, int]:
-        return _thumbnail_from_level(self, max_size)
+        """OpenSlide's own get_thumbnail (the official FPS input)."""
+        w0, h0 = self.level_dimensions[0]
+        level = self._slide.get_best_level_for_downsample(max(w0 / max_size, h0 / max_size))
+        return np.asarray(self._slide.get_thumbnail((max_size, max_size))), level
 
     def close(self) -> None:
         self._slide.close()
@@ -201,23 +277,38 @@ def open_slide(path: str | Path, backend: str = "tifffile") -> TiffSlide | OpenS
 
 
 def write_pyramidal_tiff(path: str | Path, image: np.ndarray, levels: int = 3, tile: int = 64,
-                         objective_power: float = 20.0) -> None:
+                         objective_power: float = 20.0, aperio: bool = False) -> None:
     """Write `image` [H, W, 3] uint8 as a tiled pyramid (level l = 2**l subsampling, zlib).
 
-    The description carries an Aperio-style `AppMag` so FPS can find the magnification.
+    Levels are consecutive TIFF directories, which both tifffile and OpenSlide read as a pyramid
+    (OpenSlide sees SubIFD levels as a one-level image).
+    aperio=False: generic tiled TIFF (reduced-resolution pages after the full one); the
+        description's `AppMag` is read by `TiffSlide` only (OpenSlide reports no objective
+        power for generic TIFFs, so 20x is assumed there, as in the official code).
+    aperio=True: the Aperio SVS layout (baseline, a stripped thumbnail page, then the levels, each
+        with an `Aperio ...` description): OpenSlide's aperio reader and tifffile's SVS series
+        both read it, including `AppMag` as the objective power.
     """
     import tifffile
 
     assert image.ndim == 3 and image.shape[-1] == 3 and image.dtype == np.uint8, image.shape
     assert tile % 16 == 0, "TIFF tiles must be multiples of 16"
+    height, width = image.shape[:2]
+    head = "Aperio Image Library (pathdino synthetic)\n" if aperio else "synthetic slide|"
+    kw = {"compression": "zlib", "photometric": "rgb", "metadata": None}
     with tifffile.TiffWriter(path) as writer:
-        writer.write(image, tile=(tile, tile), subifds=levels - 1, compression="zlib",
-                     photometric="rgb", description=f"synthetic slide|AppMag = {objective_power:g}",
-                     metadata=None)
+        writer.write(image, tile=(tile, tile), **kw,
+                     description=f"{head}{width}x{height} ({tile}x{tile}) "
+                                 f"|AppMag = {objective_power:g}")
+        if aperio:
+            step = max(1, math.ceil(max(height, width) / 256))
+            writer.write(np.ascontiguousarray(image[::step, ::step]), **kw,
+                         description=f"{head}{width}x{height} -> thumbnail")
         for level in range(1, levels):
             step = 2**level
             # box-filter downsampling, as scanners' pyramids are built
-            h, w = image.shape[0] // step * step, image.shape[1] // step * step
+            h, w = height // step * step, width // step * step
             small = image[:h, :w].reshape(h // step, step, w // step, step, 3).mean((1, 3))
-            writer.write(small.round().astype(np.uint8), tile=(tile, tile), compression="zlib",
-                         photometric="rgb", subfiletype=1, metadata=None)
+            extra = ({"description": f"{head}{width}x{height} -> {w // step}x{h // step}"}
+                     if aperio else {"subfiletype": 1})
+            writer.write(small.round().astype(np.uint8), tile=(tile, tile), **kw, **extra)

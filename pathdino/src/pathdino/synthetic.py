@@ -176,10 +176,15 @@ def synthetic_slide_image(region_classes: list[int], size: int, num_classes: int
 
 
 def write_synthetic_slides(root: str | Path, num_slides: int, num_classes: int, size: int,
-                           regions: int, bias_deg: float, seed: int, levels: int = 3) -> Path:
-    """Write slides/<i>.tif (pyramidal) and labels.csv (`slide,label`) under `root`.
+                           regions: int, bias_deg: float, seed: int, levels: int = 3,
+                           objective_power: float = 20.0, aperio: bool = False) -> Path:
+    """Write slides/<i>.tif (or .svs with aperio=True; pyramidal) and labels.csv
+    (`slide,label`) under `root`.
 
     Slide i has diagnosis i % num_classes; its `regions` blobs are of that class.
+    objective_power: the scan magnification written into the file (FPS reads patches of
+    output_patch_size * power / 20 level-0 pixels, so a 5x slide holds 4x fewer pixels per
+    patch than a 20x one).
     """
     from .slide import write_pyramidal_tiff
 
@@ -190,8 +195,27 @@ def write_synthetic_slides(root: str | Path, num_slides: int, num_classes: int, 
     for i in range(num_slides):
         label = i % num_classes
         image, _ = synthetic_slide_image([label] * regions, size, num_classes, bias_deg, rng)
-        name = f"slide_{i:03d}.tif"
-        write_pyramidal_tiff(root / "slides" / name, image, levels=levels)
+        name = f"slide_{i:03d}.{'svs' if aperio else 'tif'}"
+        write_pyramidal_tiff(root / "slides" / name, image, levels=levels,
+                             objective_power=objective_power, aperio=aperio,
+                             tile=256 if size >= 1024 else 64)
         rows.append(f"{name},{label}")
     (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def write_pretraining_folder(root: str | Path, num_per_size: int, seed: int) -> Path:
+    """The official TCGA layout at the paper's sizes: root/images_1024/*.jpg (synthetic H&E
+    textures, 1024 x 1024) and root/images_512/*.jpg (IHC windows, 512 x 512)."""
+    from PIL import Image
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    per_class = int(np.ceil(num_per_size / 4))
+    big, _ = synthetic_patches(per_class, 4, 1024, 20.0, rng)
+    for folder, images in (("images_1024", big[:num_per_size]),
+                           ("images_512", ihc_windows(num_per_size, 512, rng))):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for i, image in enumerate(images):
+            Image.fromarray(image).save(root / folder / f"{i:06d}.jpg", quality=90)
     return root
