@@ -14,7 +14,6 @@ never reads them (the method is unsupervised). Test sets also carry frame-level 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 

@@ -11,6 +11,8 @@ usual AP is scikit-learn's step-wise `average_precision_score` (`frame_ap_sklear
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 from sklearn.metrics import (
     auc,
@@ -60,7 +62,7 @@ def _reference_ap_trapezoid(scores: np.ndarray, gt: np.ndarray) -> float:
         tp = float((pred & (gt == 1)).sum())
         points.append((tp / (gt == 1).sum(), tp / pred.sum()))
     area = 0.0
-    for (r0, p0), (r1, p1) in zip(points[:-1], points[1:]):
+    for (r0, p0), (r1, p1) in pairwise(points):
         area += (r1 - r0) * (p0 + p1) / 2
     return float(area)
 

@@ -15,6 +15,8 @@ the official split generators (data/generate_data_AD_US*.py of AnasEmad11/CLAP):
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 
 from .data import VideoSet
@@ -62,7 +64,7 @@ def event_split_official(events: np.ndarray) -> list[np.ndarray]:
     if len(anomalous) == 0:
         raise DataError("event split needs anomalous event classes; none found",
                         "video names carry the class, e.g. Abuse002_x264")
-    blocks = [int(events[0])] + [int(e) for a, e in zip(events[:-1], events[1:]) if e != a]
+    blocks = [int(events[0])] + [int(e) for a, e in pairwise(events) if e != a]
     order = [b for b in blocks if b > 0]
     contiguous = len(order) == len(set(order)) and (events[len(anomalous):] == 0).all()
     if not contiguous:

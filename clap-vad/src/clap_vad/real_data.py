@@ -187,12 +187,16 @@ def resolve_entries(entries: list[ListEntry], resolver: PathResolver, where: Pat
 
 
 def load_array(path: Path, what: str, mmap: bool = True) -> np.ndarray:
-    """np.load without pickles; a DataError for anything that is not a numeric array."""
+    """np.load without pickles; a DataError for anything that is not a numeric array whose
+    header matches the file size (a damaged header could otherwise drop snippets silently)."""
     try:
-        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except Exception as err:  # untrusted file: any failure is malformed input
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # noqa: BLE001 - untrusted file: any failure is malformed input
         raise DataError(f"{what} {path} is not a readable .npy array ({type(err).__name__})",
                         "expected a file written by numpy.save") from None
+    if isinstance(arr, np.memmap) and arr.offset + arr.nbytes != path.stat().st_size:
+        raise DataError(f"{what} {path}: its header describes {arr.nbytes} bytes of data, the "
+                        f"file holds {path.stat().st_size - arr.offset}", "truncated or damaged")
     if not isinstance(arr, np.ndarray):
         if hasattr(arr, "close"):
             arr.close()
@@ -201,7 +205,7 @@ def load_array(path: Path, what: str, mmap: bool = True) -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise DataError(f"{what} {path} holds dtype {arr.dtype}, not numbers",
                         "expected float features")
-    return arr
+    return arr if mmap else np.array(arr)
 
 
 def load_features(path: Path) -> np.ndarray:

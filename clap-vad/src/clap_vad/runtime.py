@@ -153,16 +153,17 @@ def save_checkpoint(path: str | Path, **state: Any) -> None:
     os.replace(tmp, path)
 
 
-def _reason(err: BaseException) -> str:
-    """Short reason from the exception type (torch's own text may advise weights_only=False)."""
-    if isinstance(err, pickle.UnpicklingError):
-        return "refused by safe loading: it holds objects other than tensors and plain types"
-    if isinstance(err, (EOFError, zipfile.BadZipFile)):
+def _reason(err: BaseException, path: Path) -> str:
+    """Short reason, from the file's first bytes and the exception type (torch's own text may
+    advise weights_only=False, which a user must never do with a file of unknown origin)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head[:2] != b"PK" and head[:1] != b"\x80":  # neither torch's zip format nor a pickle
         return "truncated or not a torch.save file"
-    if isinstance(err, RuntimeError) and "zip" in str(err).lower():
-        return "truncated or not a torch.save zip archive"
-    if isinstance(err, (RuntimeError, OSError, ValueError, UnicodeDecodeError)):
-        return f"unreadable ({type(err).__name__})"
+    if isinstance(err, pickle.UnpicklingError) and head[:2] == b"PK":
+        return "refused by safe loading: it holds objects other than tensors and plain types"
+    if isinstance(err, (EOFError, zipfile.BadZipFile, RuntimeError)):
+        return "truncated or damaged torch.save file"
     return f"unreadable ({type(err).__name__})"
 
 
@@ -174,9 +175,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
                                "give <run>/ckpt/last.pt written by train.py")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # any failure of an untrusted file is the user's input, not a bug
+    except Exception as err:  # noqa: BLE001 - an untrusted file's failure is bad input
         raise CheckpointError(f"not a readable checkpoint of {SUBPROJECT}: {path}",
-                              _reason(err)) from None
+                              _reason(err, path)) from None
     if not isinstance(ckpt, dict) or ckpt.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"not a readable checkpoint of {SUBPROJECT}: {path}",
                               f"no format_version {FORMAT_VERSION} dict inside")
