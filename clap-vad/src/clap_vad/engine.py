@@ -73,17 +73,19 @@ def _resume(run_dir: Path, cfg: Config) -> dict | None:
     if diff:
         raise CheckpointError(f"{run_dir / 'ckpt'} holds a run of another config: "
                               f"{'; '.join(diff)}", "use another out_dir or the same settings")
+    print(f"resuming {run_dir} at step {ckpt['step']}")
     return ckpt
 
 
 def _prepare(cfg: Config) -> tuple[Path, MetricsLogger, torch.device]:
+    device = resolve_device(cfg.device)  # before the run folder: a bad device leaves nothing
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
     (run_dir / "config.json").write_text(config_to_json(cfg))
     print(config_to_json(cfg))
     logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg))
-    return run_dir, logger, resolve_device(cfg.device)
+    return run_dir, logger, device
 
 
 def _round_eval(cfg, step, models, test, device) -> dict[str, float]:
