@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from clap_vad.evaluation import evaluate
-from clap_vad.runtime import ConfigError, cli
+from clap_vad.runtime import ConfigError, cli, load_checkpoint
 
 
 class _Parser(argparse.ArgumentParser):
@@ -21,6 +20,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data_root", default=None, help="replaces the data_root of the checkpoint")
     args = parser.parse_args(argv or [])
+    load_checkpoint(args.ckpt)  # refuse a bad file before the heavy imports below
+    from clap_vad.evaluation import evaluate
+
     result = evaluate(args.ckpt, args.device, args.data_root)
     print(json.dumps({k: v for k, v in result.items() if k != "per_participant"}, indent=2))
     return result
