@@ -68,8 +68,9 @@ def main(argv: list[str] | None = None) -> dict:
                                   local_epochs=1, eval_every=10)
         algos[strategy] = run(cfg, f"scene_{strategy}", out)
     central = np.mean([r["auc"] for r in rows["central"]])
-    lines = ["| setting | frame AUC | AP (official) | AP (sklearn) | share of central above "
-             "chance | s/run |", "|---|---|---|---|---|---|"]
+    header = ("| setting | frame AUC | AP (official) | AP (sklearn) | share of central above "
+              "chance | s/run |")
+    lines = [header, "|---|---|---|---|---|---|"]
     for name, runs in rows.items():
         share = (np.mean([r["auc"] for r in runs]) - 0.5) / (central - 0.5)
         lines.append(f"| {name} | {_stats(runs, 'auc')} | {_stats(runs, 'ap')} | "
