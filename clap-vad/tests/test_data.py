@@ -1,14 +1,8 @@
 import numpy as np
 import pytest
 
-from clap_vad.data import (
-    SyntheticSpec,
-    check_video_set,
-    load_real,
-    make_synthetic,
-    ucf_event,
-    xd_event,
-)
+from clap_vad.data import SyntheticSpec, check_video_set, make_synthetic
+from clap_vad.real_data import load_real, ucf_event, xd_event
 
 
 def test_synthetic_shapes_and_ground_truth():
@@ -82,7 +76,7 @@ def test_xd_crops_are_grouped(tmp_path):
     (tmp_path / "list/rgb.list").write_text("\n".join(names))
     (tmp_path / "list/rgbtest.list").write_text("\n".join(names))
     np.save(tmp_path / "gt.npy", np.zeros(16 * 5))
-    train, _ = load_real("xd", str(tmp_path), 16)
+    train, _ = load_real("xd", str(tmp_path), 16, num_crops=5)
     assert train.features[0].shape == (3, 5, 4) and train.features[0][0, 3, 0] == 3
     assert [train.event_names[e] for e in train.events] == ["B2", "Normal"]
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from clap_vad.metrics import _reference_auc, expand_to_frames, frame_ap, frame_auc
+from clap_vad.metrics import _reference_auc, expand_to_frames, frame_ap_sklearn, frame_auc
 
 
 def test_expand_to_frames():
@@ -24,9 +24,9 @@ def test_auc_ap_match_sklearn_random(rng):
     scores, gt = rng.random(300), (rng.random(300) < 0.2).astype(float)
     assert frame_auc(scores, gt) == pytest.approx(roc_auc_score(gt, scores))
     assert frame_auc(scores, gt) == pytest.approx(_reference_auc(scores, gt))
-    assert frame_ap(scores, gt) == pytest.approx(average_precision_score(gt, scores))
+    assert frame_ap_sklearn(scores, gt) == pytest.approx(average_precision_score(gt, scores))
 
 
 def test_single_class_is_nan():
     assert np.isnan(frame_auc(np.ones(4), np.zeros(4)))
-    assert np.isnan(frame_ap(np.ones(4), np.zeros(4)))
+    assert np.isnan(frame_ap_sklearn(np.ones(4), np.zeros(4)))

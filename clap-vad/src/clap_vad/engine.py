@@ -8,8 +8,6 @@ spend the same number of epochs per participant.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,88 +15,34 @@ import torch
 from tqdm import trange
 
 from . import flower_app
+from .builders import (
+    build_model,
+    build_participant,
+    load_data,
+    participant_indices,
+    score_metrics,
+    test_scores,
+)
 from .config import Config, config_from_dict, config_to_json
-from .data import SyntheticSpec, VideoSet, check_video_set, load_real, make_synthetic
-from .metrics import expand_to_frames, frame_ap, frame_auc
-from .model import ScorerConfig, SnippetScorer
-from .participant import LocalOptim, Participant, score_snippets
-from .partition import partition
+from .model import SnippetScorer
 from .runtime import (
+    CheckpointError,
     MetricsLogger,
-    load_checkpoint,
+    cuda_max_mem_mib,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
     save_checkpoint,
     seed_everything,
     set_determinism,
 )
 
-__all__ = ["build_model", "build_participant", "fit", "load_models", "resolve_device"]
+__all__ = ["build_model", "build_participant", "fit", "load_data", "load_models",
+           "participant_indices", "resolve_device", "score_metrics", "test_scores"]
 
-
-# ----------------------------------------------------------------------------- building blocks
-
-
-@functools.lru_cache(maxsize=4)
-def _load_data_cached(key: str) -> tuple[VideoSet, VideoSet]:
-    cfg = config_from_dict(json.loads(key))
-    if cfg.data_name == "synthetic":
-        spec = SyntheticSpec(cfg.syn_num_scenes, cfg.syn_num_events, cfg.syn_train_videos_per_scene,
-                             cfg.syn_test_videos_per_scene, cfg.syn_anomalous_fraction,
-                             cfg.syn_min_snippets, cfg.syn_max_snippets, cfg.data_feature_dim,
-                             cfg.data_num_crops, cfg.syn_rank, cfg.syn_event_strength,
-                             cfg.syn_scene_confusion, cfg.data_frames_per_snippet)
-        train, test = make_synthetic(spec, cfg.seed)
-    else:
-        train, test = load_real(cfg.data_name, cfg.data_root, cfg.data_frames_per_snippet)
-    for vs, where in ((train, "train set"), (test, "test set")):
-        check_video_set(vs, cfg.data_feature_dim, cfg.data_num_crops, cfg.data_frames_per_snippet,
-                        f"{cfg.data_name} {where}")
-    return train, test
-
-
-def load_data(cfg: Config) -> tuple[VideoSet, VideoSet]:
-    """(train, test) video sets of the configured dataset (cached per data settings)."""
-    keys = [f.name for f in dataclasses.fields(Config)
-            if f.name.startswith(("data_", "syn_")) or f.name == "seed"]
-    return _load_data_cached(json.dumps({k: getattr(cfg, k) for k in keys}, sort_keys=True))
-
-
-def participant_indices(cfg: Config, videos: VideoSet) -> list[np.ndarray]:
-    return partition(videos, cfg.split, cfg.num_participants, cfg.seed,
-                     central=cfg.mode == "central")
-
-
-def local_optim(cfg: Config) -> LocalOptim:
-    return LocalOptim(cfg.local_epochs, cfg.batch_size, cfg.lr, cfg.momentum, cfg.weight_decay,
-                      0.0, cfg.pl_gmm_max_iter, cfg.pl_window_ratio, cfg.pl_refine_window_ratio)
-
-
-def build_participant(cfg: Config, pid: int) -> Participant:
-    train, _ = load_data(cfg)
-    parts = participant_indices(cfg, train)
-    if not 0 <= pid < len(parts):
-        raise ValueError(f"partition-id {pid} out of range: the {cfg.split} split has "
-                         f"{len(parts)} participants")
-    return Participant(train.subset(parts[pid]), local_optim(cfg), cfg.seed, pid)
-
-
-def build_model(cfg: Config) -> SnippetScorer:
-    return SnippetScorer(ScorerConfig(cfg.data_feature_dim, cfg.model_hidden1, cfg.model_hidden2,
-                                      cfg.model_dropout, cfg.model_attention))
-
-
-def test_scores(model: torch.nn.Module, test: VideoSet, device: torch.device) -> list[np.ndarray]:
-    """Per-video snippet scores [T_v] on the test set."""
-    flat = score_snippets(model, torch.from_numpy(np.concatenate(test.features)), device)
-    return np.split(flat, np.cumsum([f.shape[0] for f in test.features])[:-1])
-
-
-def score_metrics(scores: list[np.ndarray], test: VideoSet, fps: int) -> dict[str, float]:
-    """Frame-level AUC (UCF-Crime protocol) and AP (XD-Violence protocol) over the given videos."""
-    frames = np.concatenate([expand_to_frames(s, fps) for s in scores])
-    gt = np.concatenate(test.frame_gt)
-    return {"auc": frame_auc(frames, gt), "ap": frame_ap(frames, gt)}
+# Settings a resumed run must share with its checkpoint (the rest, e.g. steps, may change).
+_RESUME_KEYS = ("mode", "split", "split_event_rule", "num_participants", "seed", "fl_strategy",
+                "data_", "syn_", "model_")
 
 
 # ----------------------------------------------------------------------------- training
@@ -113,32 +57,42 @@ def _save(run_dir: Path, cfg: Config, step: int, states: list[dict], extra: dict
                     model=states[0], models=states, optimizer={}, **extra)
 
 
+def config_difference(saved: dict, cfg: Config, keys: tuple[str, ...] = _RESUME_KEYS) -> list[str]:
+    """'key: saved -> now' for each setting (by name or prefix) that differs."""
+    now = dataclasses.asdict(cfg)
+    names = [k for k in now if k in keys or k.startswith(tuple(x for x in keys if x.endswith("_")))]
+    return [f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in names if saved.get(k, now[k]) != now[k]]
+
+
 def _resume(run_dir: Path, cfg: Config) -> dict | None:
-    path = run_dir / "ckpt" / "last.pt"
-    if not path.is_file():
+    """Newest readable checkpoint of this run folder (last.pt, else last.prev.pt), or None."""
+    ckpt = resume_checkpoint(run_dir / "ckpt")
+    if ckpt is None:
         return None
-    ckpt = load_checkpoint(path)
-    if ckpt["config"].get("mode") != cfg.mode or ckpt["config"].get("split") != cfg.split:
-        raise ValueError(f"{path} is a {ckpt['config'].get('mode')}/{ckpt['config'].get('split')} "
-                         f"run; this config is {cfg.mode}/{cfg.split}: use another out_dir")
+    diff = config_difference(ckpt["config"], cfg)
+    if diff:
+        raise CheckpointError(f"{run_dir / 'ckpt'} holds a run of another config: "
+                              f"{'; '.join(diff)}", "use another out_dir or the same settings")
+    print(f"resuming {run_dir} at step {ckpt['step']}")
     return ckpt
 
 
 def _prepare(cfg: Config) -> tuple[Path, MetricsLogger, torch.device]:
+    device = resolve_device(cfg.device)  # before the run folder: a bad device leaves nothing
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
     (run_dir / "config.json").write_text(config_to_json(cfg))
     print(config_to_json(cfg))
     logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg))
-    return run_dir, logger, resolve_device(cfg.device)
+    return run_dir, logger, device
 
 
 def _round_eval(cfg, step, models, test, device) -> dict[str, float]:
+    """Mean over models (one model, or each participant's in local mode) of AUC / AP."""
     per = [score_metrics(test_scores(m, test, device), test, cfg.data_frames_per_snippet)
            for m in models]
-    return {"auc": float(np.mean([p["auc"] for p in per])),
-            "ap": float(np.mean([p["ap"] for p in per]))}
+    return {k: float(np.mean([p[k] for p in per])) for k in per[0]}
 
 
 def _federated_hooks(cfg: Config, run_dir: Path, logger: MetricsLogger, device) -> tuple:
@@ -158,7 +112,7 @@ def _federated_hooks(cfg: Config, run_dir: Path, logger: MetricsLogger, device) 
         train_m = {k: info[k] for k in ("clients_ok", "clients_failed", "train_loss") if k in info}
         for reason in info.get("failures", []):
             print(f"round {step}: participant failed and was left out: {reason}")
-        logger.log(step, "train", bar, **train_m)
+        logger.log(step, "train", bar, **train_m, **cuda_max_mem_mib(device))
         out = {}
         if step % cfg.eval_every == 0 or step == cfg.steps:
             model.load_state_dict(state, strict=True)
@@ -216,7 +170,7 @@ def _fit_local(cfg, run_dir, logger, device) -> dict:
         losses = [p.train(m, y, step, device)["loss"] for p, m, y in zip(parts, models, labels)]
         if cfg.pl_refine_every > 0 and step % cfg.pl_refine_every == 0:
             labels = [p.refine(m, y, device) for p, m, y in zip(parts, models, labels)]
-        logger.log(step, "train", bar, train_loss=float(np.mean(losses)))
+        logger.log(step, "train", bar, train_loss=float(np.mean(losses)), **cuda_max_mem_mib(device))
         if step % cfg.eval_every == 0 or step == cfg.steps:
             out = _round_eval(cfg, step, models, test, device)
             logger.log(step, "test", bar, **out)
@@ -248,15 +202,19 @@ def load_models(ckpt: dict) -> tuple[Config, list[SnippetScorer]]:
     """Rebuild the scorer(s) from a checkpoint's config; strict loading."""
     try:
         cfg = config_from_dict(ckpt["config"], where="checkpoint config")
-    except (KeyError, ValueError) as err:
-        raise ValueError(f"checkpoint was not written by clap-vad: {err}") from err
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError("checkpoint was not written by this version of clap-vad",
+                              f"its config does not parse: {err}") from None
     models = []
     for state in ckpt["models"]:
         model = build_model(cfg)
         try:
             model.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise ValueError(f"checkpoint weights do not match the scorer of its config: {err}") \
-                from err
+        except (RuntimeError, TypeError, AttributeError) as err:
+            shapes = {k: tuple(v.shape) for k, v in state.items()} if isinstance(state, dict) else {}
+            raise CheckpointError("checkpoint weights do not match the scorer of its config",
+                                  f"config data_feature_dim={cfg.data_feature_dim}, model_hidden1="
+                                  f"{cfg.model_hidden1}, model_hidden2={cfg.model_hidden2}; "
+                                  f"fc1.weight in the file: {shapes.get('fc1.weight')}") from err
         models.append(model)
     return cfg, models

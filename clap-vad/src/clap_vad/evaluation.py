@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 
+from .builders import load_data, participant_indices, score_metrics, test_scores
+from .config import validate
 from .data import VideoSet
-from .engine import load_data, load_models, participant_indices, score_metrics, test_scores
+from .engine import load_models
 from .metrics import expand_to_frames, roc_points
-from .runtime import load_checkpoint, resolve_device
+from .runtime import UserError, load_checkpoint, resolve_device
+
+MAX_PLOT_FRAMES = 20_000  # long concatenated test sequences (XD concat layout) are cut for plots
 
 
 def _plot(path: Path, scores: list[np.ndarray], test: VideoSet, fps: int, label: str) -> list[str]:
@@ -36,9 +41,9 @@ def _plot(path: Path, scores: list[np.ndarray], test: VideoSet, fps: int, label:
     chosen = anomalous + normal
     fig, axes = plt.subplots(len(chosen), 1, figsize=(7, 1.8 * len(chosen)), squeeze=False)
     for ax, v in zip(axes[:, 0], chosen):
-        f = expand_to_frames(scores[v], fps)
+        f = expand_to_frames(scores[v], fps)[:MAX_PLOT_FRAMES]
         ax.plot(f, lw=1.2)
-        gt = test.frame_gt[v]
+        gt = test.frame_gt[v][:MAX_PLOT_FRAMES]
         ax.fill_between(np.arange(len(gt)), 0, 1, where=gt > 0, color="red", alpha=0.2,
                         step="mid", label="ground-truth anomaly")
         ax.set(ylim=(0, 1), ylabel="score", title=test.names[v])
@@ -51,16 +56,27 @@ def _plot(path: Path, scores: list[np.ndarray], test: VideoSet, fps: int, label:
     return files
 
 
-def evaluate(ckpt_path: str, device: str = "auto") -> dict:
-    """Global and per-participant frame-level AUC/AP; writes <run>/eval/test.json and PNGs."""
+def evaluate(ckpt_path: str, device: str = "auto", data_root: str | None = None) -> dict:
+    """Global and per-participant frame-level AUC/AP; writes <run>/eval/test.json and PNGs.
+
+    `data_root` replaces the one stored in the checkpoint (data moved since training).
+    """
     ckpt = load_checkpoint(ckpt_path)
     cfg, models = load_models(ckpt)
+    if data_root is not None:
+        cfg = dataclasses.replace(cfg, data_root=data_root)
+        validate(cfg, "--data_root")
     dev = resolve_device(device)
     _, test = load_data(cfg)
     fps = cfg.data_frames_per_snippet
     scores = [test_scores(m.to(dev), test, dev) for m in models]
     per_model = [score_metrics(s, test, fps) for s in scores]
-    parts = participant_indices(cfg, test) if cfg.mode != "central" else [np.arange(len(test))]
+    try:  # per-participant rows are diagnostics: a split that does not apply to the test set
+        parts = participant_indices(cfg, test, test_set=True)  # (no scene ids) is skipped
+    except UserError as err:
+        print(f"warning: no per-participant test rows ({err})")
+        parts = []
+    parts = parts if cfg.mode != "central" else [np.arange(len(test))]
     per_participant = []
     for p, idx in enumerate(parts):
         s = scores[p if len(models) > 1 else 0]
@@ -72,12 +88,15 @@ def evaluate(ckpt_path: str, device: str = "auto") -> dict:
         per_participant.append(row)
     result = {
         "mode": cfg.mode, "split": cfg.split, "strategy": cfg.fl_strategy, "step": ckpt["step"],
-        "auc": float(np.mean([m["auc"] for m in per_model])),
-        "ap": float(np.mean([m["ap"] for m in per_model])),
+        **{k: float(np.mean([m[k] for m in per_model])) for k in per_model[0]},
         "num_models": len(models), "per_participant": per_participant,
     }
     out_dir = Path(ckpt_path).resolve().parent.parent / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write {out_dir}: {type(err).__name__}",
+                        "evaluate a checkpoint inside a writable run folder") from err
     result["figures"] = _plot(out_dir, scores[0], test, fps, f"{cfg.mode} AUC={per_model[0]['auc']:.3f}")
     (out_dir / "test.json").write_text(json.dumps(result, indent=2))
     return result

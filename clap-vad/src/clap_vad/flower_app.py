@@ -40,7 +40,9 @@ from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg, FedProx
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 
+from .builders import build_model, build_participant
 from .config import Config, config_from_dict, parse_config
+from .runtime import resolve_device
 
 CVAR = "cvar."  # key prefix of SCAFFOLD control variates inside the single ArrayRecord
 
@@ -50,8 +52,6 @@ CVAR = "cvar."  # key prefix of SCAFFOLD control variates inside the single Arra
 
 @functools.lru_cache(maxsize=8)
 def _participant_cached(cfg_json: str, pid: int):
-    from .engine import build_participant  # local import: engine imports this module
-
     return build_participant(config_from_dict(json.loads(cfg_json)), pid)
 
 
@@ -95,8 +95,6 @@ def _labels(part, cfg: Config, conf: ConfigRecord, context: Context) -> np.ndarr
 
 def train_handler(msg: Message, context: Context, cfg: Config) -> Message:
     """Local training on pseudo-labels; replies with weights and the snippet count only."""
-    from .engine import build_model, resolve_device
-
     pid = _pid(context)
     conf: ConfigRecord = msg.content["config"]
     round_abs = int(conf["server-round"]) + int(conf.get("round-offset", 0))
@@ -299,25 +297,20 @@ def run_server(grid: Grid, cfg: Config, num_participants: int, hooks: ServerHook
 
 
 def make_server_app(cfg: Config | None, num_participants: int | None,
-                    hooks: ServerHooks | None) -> ServerApp:
-    """ServerApp closing over the engine's hooks (None: deployment, see `engine.fit_on_grid`)."""
+                    hooks: ServerHooks | None,
+                    deploy_main: Callable[[Grid, Config], object] | None = None) -> ServerApp:
+    """ServerApp closing over the engine's hooks; with `deploy_main` (deployment, `flwr run`,
+    see deploy.py) it reads the config from the run config and hands the Grid to it."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        if hooks is None:
-            from .engine import fit_on_grid
-
-            fit_on_grid(grid, _cfg_from_context(context, cfg))
+        if deploy_main is not None:
+            deploy_main(grid, _cfg_from_context(context, cfg))
         else:
             run_server(grid, cfg, num_participants, hooks)
 
     return app
-
-
-# Deployment entry points (`flwr run`): components named in pyproject [tool.flwr.app.components].
-client_app = make_client_app(None)
-server_app = make_server_app(None, None, None)
 
 
 # ----------------------------------------------------------------------------- simulation

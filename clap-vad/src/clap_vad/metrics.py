@@ -2,12 +2,25 @@
 
 Each snippet covers 16 frames, so a snippet score is repeated 16 times before being compared
 with the frame-level ground truth of the concatenated test videos (official `evaluate_ucf`).
+
+AP: the official client computes `auc(recall, precision)` over `precision_recall_curve`, i.e. the
+trapezoidal area under the PR curve (`frame_ap`, reported as "ap"). The XD-Violence benchmark's
+usual AP is scikit-learn's step-wise `average_precision_score` (`frame_ap_sklearn`, reported as
+"ap_sklearn"); the two differ by up to a few 1e-3 when scores tie.
 """
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
-from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    auc,
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 
 def expand_to_frames(snippet_scores: np.ndarray, frames_per_snippet: int = 16) -> np.ndarray:
@@ -24,11 +37,34 @@ def frame_auc(frame_scores: np.ndarray, frame_gt: np.ndarray) -> float:
 
 
 def frame_ap(frame_scores: np.ndarray, frame_gt: np.ndarray) -> float:
-    """Frame-level average precision (XD-Violence protocol); nan without positives."""
+    """Official AP: trapezoidal area under the precision-recall curve; nan without positives."""
+    gt = np.asarray(frame_gt)
+    if gt.max() == 0:
+        return float("nan")
+    precision, recall, _ = precision_recall_curve(gt, frame_scores)
+    return float(auc(recall, precision))
+
+
+def frame_ap_sklearn(frame_scores: np.ndarray, frame_gt: np.ndarray) -> float:
+    """Step-wise average precision (scikit-learn); nan without positives."""
     gt = np.asarray(frame_gt)
     if gt.max() == 0:
         return float("nan")
     return float(average_precision_score(gt, frame_scores))
+
+
+def _reference_ap_trapezoid(scores: np.ndarray, gt: np.ndarray) -> float:
+    """Oracle for `frame_ap`: PR points at every distinct threshold, trapezoids by hand."""
+    thresholds = np.unique(scores)[::-1]  # descending
+    points = [(0.0, 1.0)]  # (recall, precision) at an infinite threshold, as scikit-learn adds
+    for t in thresholds:
+        pred = scores >= t
+        tp = float((pred & (gt == 1)).sum())
+        points.append((tp / (gt == 1).sum(), tp / pred.sum()))
+    area = 0.0
+    for (r0, p0), (r1, p1) in pairwise(points):
+        area += (r1 - r0) * (p0 + p1) / 2
+    return float(area)
 
 
 def _reference_auc(scores: np.ndarray, gt: np.ndarray) -> float:

@@ -21,6 +21,7 @@ class ScorerConfig:
     hidden2: int = 32
     dropout: float = 0.6
     attention: bool = False
+    xavier_init: bool = True  # official C2FPL_ucf: Xavier; C2FPL_XD leaves PyTorch's default init
 
 
 class SnippetScorer(nn.Module):
@@ -37,7 +38,7 @@ class SnippetScorer(nn.Module):
             self.att2 = nn.Linear(cfg.hidden1, cfg.hidden2)
         self.dropout = nn.Dropout(cfg.dropout)
         for m in self.modules():  # official weight_init: Xavier-uniform weights, zero bias
-            if isinstance(m, nn.Linear):
+            if isinstance(m, nn.Linear) and cfg.xavier_init:
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from . import pseudo_labels as pl
 from .data import VideoSet, stack_snippets
+from .runtime import ConfigError
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class LocalOptim:
     gmm_max_iter: int = 150
     window_ratio: float = 0.2
     refine_window_ratio: float = 0.1
+    window_at_least_one: bool = False  # official: int(0.2 T) may be 0 (no positive for T < 5)
+    shuffle: bool = True  # official client DataLoader: no shuffling (snippets in list order)
 
 
 class Participant:
@@ -46,7 +49,8 @@ class Participant:
 
     def __init__(self, videos: VideoSet, optim: LocalOptim, seed: int, pid: int) -> None:
         if len(videos) == 0:
-            raise ValueError(f"participant {pid} has no training videos")
+            raise ConfigError(f"participant {pid} has no training videos",
+                              "use fewer participants or another split")
         self.videos = videos
         self.optim = optim
         self.seed = seed
@@ -74,7 +78,8 @@ class Participant:
     def snippet_labels(self, shared_stats: list[tuple[float, float, int]]) -> np.ndarray:
         """Fine pseudo-labels [N] in snippet order, from the (shared) normal statistics."""
         per_video = pl.fine_snippet_labels(self.videos.features, self.video_labels(),
-                                           shared_stats, self.optim.window_ratio)
+                                           shared_stats, self.optim.window_ratio,
+                                           self.optim.window_at_least_one)
         return np.concatenate(per_video).astype(np.float32)
 
     @torch.no_grad()
@@ -87,7 +92,8 @@ class Participant:
             if y == 1:
                 a, b = bounds[v], bounds[v + 1]
                 out[a:b] = pl.refine_labels(labels[a:b], scores[a:b],
-                                            self.optim.refine_window_ratio)
+                                            self.optim.refine_window_ratio,
+                                            self.optim.window_at_least_one)
         return out
 
     # -- training ------------------------------------------------------------------------------
@@ -115,7 +121,8 @@ class Participant:
         model.train()
         losses, steps = [], 0
         for _ in range(opt_cfg.epochs):
-            order = torch.randperm(self.num_snippets, generator=gen)
+            order = (torch.randperm(self.num_snippets, generator=gen) if opt_cfg.shuffle
+                     else torch.arange(self.num_snippets))  # official: list order, no shuffle
             for start in range(0, self.num_snippets, opt_cfg.batch_size):
                 idx = order[start:start + opt_cfg.batch_size]
                 x, y = self.x[idx].to(device), y_all[idx].to(device)

@@ -12,7 +12,9 @@ Shape legend: V videos of a participant, T snippets of a video, C crops, D featu
    every participant evaluates the mixture p(m) = sum_k n_k / N * Normal(m; mu_k, var_k).
 3. Segment level (fine, local): inside each video judged anomalous, a window of
    int(0.2 T) snippets where p(m_t) changes the most (largest total variation) is labelled 1;
-   every other snippet, and every snippet of a normal video, is 0.
+   every other snippet, and every snippet of a normal video, is 0. Official rule: for T < 5 the
+   window int(0.2 T) is 0 and the video gets no positive label; `at_least_one=True` (the
+   corrected option) keeps one snippet instead.
 4. Optional refinement (official `pl_refining`): a window of int(0.1 T) snippets of largest score
    variation under the current model is fused with the previous labels.
 """
@@ -94,13 +96,23 @@ def mixture_pdf(x: np.ndarray, mus: np.ndarray, variances: np.ndarray,
     return dens @ w
 
 
-def max_variation_window(signal: np.ndarray, ratio: float) -> np.ndarray:
-    """0/1 mask [T] of the window of int(ratio*T) (>= 1) snippets with largest total variation.
+def window_size(t: int, ratio: float, at_least_one: bool = False) -> int:
+    """int(ratio * T) as in the official code (0 for short videos), or at least 1."""
+    w = int(t * ratio)
+    return min(t, max(1, w) if at_least_one else w)
 
-    Window score at start i: sum_{j=i}^{i+w-2} |s_{j+1} - s_j|; the first maximum wins.
+
+def max_variation_window(signal: np.ndarray, ratio: float,
+                         at_least_one: bool = False) -> np.ndarray:
+    """0/1 mask [T] of the window of w = int(ratio*T) snippets with largest total variation.
+
+    Window score at start i: sum_{j=i}^{i+w-2} |s_{j+1} - s_j|; the first maximum wins. w = 0
+    (official rule, T < 1 / ratio) gives an all-zero mask.
     """
     t = len(signal)
-    w = min(t, max(1, int(t * ratio)))
+    w = window_size(t, ratio, at_least_one)
+    if w == 0:
+        return np.zeros(t)
     c = np.concatenate([[0.0], np.cumsum(np.abs(np.diff(np.asarray(signal, np.float64))))])
     scores = c[w - 1:t] - c[0:t - w + 1]  # [T - w + 1]
     start = int(np.argmax(scores))
@@ -109,10 +121,12 @@ def max_variation_window(signal: np.ndarray, ratio: float) -> np.ndarray:
     return mask
 
 
-def _reference_max_variation_window(signal: np.ndarray, ratio: float) -> np.ndarray:
-    """Loop version of the official window search."""
+def _reference_max_variation_window(signal: np.ndarray, ratio: float,
+                                    at_least_one: bool = False) -> np.ndarray:
+    """Loop version of the official window search (a window of 0 marks nothing)."""
     t = len(signal)
-    w = min(t, max(1, int(t * ratio)))
+    w = int(t * ratio)
+    w = min(t, max(1, w)) if at_least_one else w
     temp = []
     for idx in range(t - w + 1):
         temp.append(sum(abs(signal[i + 1] - signal[i]) for i in range(idx, idx + w - 1)))
@@ -124,7 +138,7 @@ def _reference_max_variation_window(signal: np.ndarray, ratio: float) -> np.ndar
 
 def fine_snippet_labels(videos: list[np.ndarray], video_labels: np.ndarray,
                         shared_stats: list[tuple[float, float, int]],
-                        window_ratio: float = 0.2) -> list[np.ndarray]:
+                        window_ratio: float = 0.2, at_least_one: bool = False) -> list[np.ndarray]:
     """Snippet pseudo-labels per video ([T_v] each) from the shared normal-magnitude mixture."""
     mus, variances, counts = (np.asarray(c) for c in zip(*shared_stats))
     out = []
@@ -133,16 +147,17 @@ def fine_snippet_labels(videos: list[np.ndarray], video_labels: np.ndarray,
             out.append(np.zeros(v.shape[0]))
             continue
         p = mixture_pdf(snippet_magnitude(v), mus, variances, counts)
-        out.append(max_variation_window(p, window_ratio))
+        out.append(max_variation_window(p, window_ratio, at_least_one))
     return out
 
 
-def refine_labels(previous: np.ndarray, scores: np.ndarray, window_ratio: float = 0.1) -> np.ndarray:
+def refine_labels(previous: np.ndarray, scores: np.ndarray, window_ratio: float = 0.1,
+                  at_least_one: bool = False) -> np.ndarray:
     """Fuse labels [T] of an anomalous video with the model's score window (official pl_refining).
 
     IoU < 0.05 between the old positives and the new window: take their union; else average.
     """
-    new = max_variation_window(scores, window_ratio)
+    new = max_variation_window(scores, window_ratio, at_least_one)
     res = (previous > 0.5).astype(np.float64) + new
     nonzero = np.count_nonzero(res)
     iou = (res == 2).sum() / nonzero if nonzero else 0.0
