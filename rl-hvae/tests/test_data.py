@@ -103,3 +103,17 @@ def test_cifar_reader_refuses_foreign_pickles_without_running_them(tmp_path):
     with pytest.raises(DatasetError, match="not a CIFAR-10 python batch"):
         load_split("cifar10", str(tmp_path), "val")
     assert not marker.exists()
+
+
+def test_smoke_data_is_read_by_the_idx_loader_at_paper_size(tmp_path):
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, ROOT)
+    import smoke
+
+    smoke.write_idx_dataset(tmp_path, n_train=20, n_test=10)
+    train = load_split("fashion_mnist", str(tmp_path), "train")
+    assert train.images.shape == (20, 1, 28, 28) and len(load_split("fashion_mnist",
+                                                                     str(tmp_path), "val")) == 10

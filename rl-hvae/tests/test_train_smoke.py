@@ -149,3 +149,16 @@ def test_released_metric_reads_the_top_latent_with_sampled_lower_levels(released
     post_sampled, _ = released_model.infer(digits_batch, use_mode=False)
     torch.testing.assert_close(torch.tensor(a), post_sampled[-1].mean)
     assert not torch.allclose(posteriors[-1].mean, post_sampled[-1].mean)
+
+
+def test_bench_gpu_without_cuda_says_so(capsys, monkeypatch):
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, ROOT)
+    import bench
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench.main(["--gpu", "--json", "/nonexistent/x.json"]) == {}
+    assert capsys.readouterr().out.strip() == "no CUDA: GPU figures skipped"

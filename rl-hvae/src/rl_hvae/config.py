@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import re
@@ -106,6 +107,7 @@ def _checks(c: Config) -> list[tuple[bool, str]]:
     ]
 
 
+@functools.cache
 def _field_types() -> dict[str, Any]:
     hints = typing.get_type_hints(Config)
     return {f.name: hints[f.name] for f in fields(Config)}
