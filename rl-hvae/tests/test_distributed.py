@@ -38,9 +38,13 @@ def test_two_processes_train_resume_and_log_once(tmp_path):
     assert [r["rl_t"] for r in train] == [float(s % 5) for s in range(10)]
 
 
-def test_batch_that_ranks_cannot_split_is_rejected(tmp_path):
-    proc = _torchrun(tmp_path / "odd", "--steps", "1", "--batch_size", "33")
-    assert proc.returncode != 0 and "must be divisible" in proc.stderr
+def test_batch_that_ranks_cannot_split_is_rejected():
+    from rl_hvae.distributed import Dist
+    from rl_hvae.runtime import ConfigError
+
+    assert Dist(1, 2, torch.device("cpu")).part(32) == slice(16, 32)
+    with pytest.raises(ConfigError, match="must be divisible"):
+        Dist(0, 2, torch.device("cpu")).part(33)
 
 
 @pytest.mark.gpu

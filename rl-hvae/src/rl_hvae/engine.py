@@ -104,8 +104,8 @@ def fit(cfg: Config) -> dict:
     sync = init_distributed(cfg.device)
     part = sync.part(cfg.batch_size)
     seed_everything(cfg.seed)
-    set_determinism(cfg.deterministic)
     device = sync.device
+    set_determinism(cfg.deterministic, device)
     train = load_split(cfg.data_name, cfg.data_root, "train", cfg.data_val_fraction, cfg.seed)
     val = load_split(cfg.data_name, cfg.data_root, "val", cfg.data_val_fraction, cfg.seed)
     train_x = train_images(train, cfg)  # cached binarisation, drawn once per run

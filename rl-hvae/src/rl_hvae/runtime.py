@@ -74,10 +74,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_determinism(enabled: bool) -> None:
-    """Deterministic kernels on (CPU presets) or off (paper presets, for speed)."""
-    torch.use_deterministic_algorithms(enabled, warn_only=True)
+def set_determinism(enabled: bool, device: torch.device) -> None:
+    """Deterministic CUDA kernels on (CPU presets) or off (paper presets, for speed). The CPU
+    kernels used here are deterministic already (the resume tests check bit-identity), and the
+    switch costs every process a multi-second import (torch._inductor), so it is only set when
+    training on CUDA."""
     torch.backends.cudnn.benchmark = not enabled
+    if device.type == "cuda":
+        if enabled:  # cuBLAS needs a fixed workspace for deterministic matmuls
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(enabled, warn_only=True)
 
 
 def resolve_device(name: str) -> torch.device:
