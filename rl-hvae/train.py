@@ -1,20 +1,18 @@
 """Train a hierarchical VAE (plain ELBO, free bits, or the paper's RL objective).
 
-    python train.py --config configs/tiny.toml [--field value ...]
+    python train.py --config configs/tiny.toml [--field value ...] [--debug]
 """
 
 from __future__ import annotations
 
-import sys
-
 from rl_hvae.config import parse_config
 from rl_hvae.engine import fit
+from rl_hvae.runtime import cli
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(sys.argv[1:] if argv is None else argv)
-    return fit(cfg)
+    return fit(parse_config(argv or []))
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

@@ -71,3 +71,49 @@ def test_batch_indices_are_seeded_epoch_permutations():
     assert sorted(a.tolist()) == list(range(10))
     assert torch.equal(batch_indices(10, 5, 1, seed=3), batch_indices(10, 5, 1, seed=3))
     assert not torch.equal(batch_indices(10, 5, 2, seed=3), batch_indices(10, 5, 0, seed=3))
+
+
+def test_npz_round_trip_and_checks(tmp_path):
+    rng = np.random.default_rng(1)
+    imgs = rng.integers(0, 256, (6, 12, 12), dtype=np.uint8)
+    for split in ("train", "test"):
+        np.savez(tmp_path / f"{split}.npz", images=imgs, labels=np.arange(6))
+    data = load_split("npz", str(tmp_path), "val")
+    assert data.images.shape == (6, 1, 12, 12) and data.labels.tolist() == list(range(6))
+    torch.testing.assert_close(data.images[:, 0], torch.tensor(imgs / 255.0, dtype=torch.float32))
+    np.savez(tmp_path / "train.npz", images=imgs.astype(np.float32) * 2.0, labels=np.arange(6))
+    with pytest.raises(DatasetError, match="uint8 or float in"):
+        load_split("npz", str(tmp_path), "train")
+    np.savez(tmp_path / "train.npz", images=imgs, labels=np.arange(5))
+    with pytest.raises(DatasetError, match="disagree"):
+        load_split("npz", str(tmp_path), "train")
+
+
+def test_cifar_reader_refuses_foreign_pickles_without_running_them(tmp_path):
+    """A batch file whose pickle calls a function must not be executed."""
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    (folder / "test_batch").write_bytes(pickle.dumps({"data": Evil(), "labels": [1]}))
+    with pytest.raises(DatasetError, match="not a CIFAR-10 python batch"):
+        load_split("cifar10", str(tmp_path), "val")
+    assert not marker.exists()
+
+
+def test_smoke_data_is_read_by_the_idx_loader_at_paper_size(tmp_path):
+    import sys
+
+    from conftest import ROOT
+
+    sys.path.insert(0, ROOT)
+    import smoke
+
+    smoke.write_idx_dataset(tmp_path, n_train=20, n_test=10)
+    train = load_split("fashion_mnist", str(tmp_path), "train")
+    assert train.images.shape == (20, 1, 28, 28) and len(load_split("fashion_mnist",
+                                                                     str(tmp_path), "val")) == 10

@@ -15,9 +15,9 @@ from conftest import ROOT, SMALL, TINY
 from rl_hvae.runtime import load_checkpoint
 
 
-def _torchrun(out, *extra: str) -> subprocess.CompletedProcess:
+def _torchrun(out, *extra: str, script: str = "train.py") -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           os.path.join(ROOT, "train.py"), "--config", TINY, *SMALL, "--out_dir", str(out), *extra]
+           os.path.join(ROOT, script), "--config", TINY, *SMALL, "--out_dir", str(out), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, check=False, capture_output=True, text=True, env=env, cwd=ROOT,
                           timeout=300)
@@ -25,12 +25,13 @@ def _torchrun(out, *extra: str) -> subprocess.CompletedProcess:
 
 def test_two_processes_train_resume_and_log_once(tmp_path):
     out = tmp_path / "run"
-    for steps in ("5", "10"):  # RL: one batch = 5 decision steps; then resume to 10
-        proc = _torchrun(out, "--method", "rl", "--steps", steps)
-        assert proc.returncode == 0, proc.stderr[-3000:]
+    # RL: one batch = 5 decision steps; then resume to 10 (both fits in one torchrun launch)
+    proc = _torchrun(out, "--method", "rl", script="tests/ddp_worker.py")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from" in proc.stdout and "at step 5" in proc.stdout
     ckpt = load_checkpoint(out / "ckpt" / "last.pt")
-    assert ckpt["step"] == 10 and len(ckpt["rng_cpu_ranks"]) == 2
-    assert not torch.equal(*ckpt["rng_cpu_ranks"])  # each rank draws its own latents
+    assert ckpt["step"] == 10 and len(ckpt["rng_ranks"]) == 2
+    assert not torch.equal(*[r["cpu"] for r in ckpt["rng_ranks"]])  # own latents per rank
     records = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in records if r["split"] == "train"]
     assert [r["step"] for r in train] == list(range(10))  # rank 0 alone writes
@@ -38,9 +39,13 @@ def test_two_processes_train_resume_and_log_once(tmp_path):
     assert [r["rl_t"] for r in train] == [float(s % 5) for s in range(10)]
 
 
-def test_batch_that_ranks_cannot_split_is_rejected(tmp_path):
-    proc = _torchrun(tmp_path / "odd", "--steps", "1", "--batch_size", "33")
-    assert proc.returncode != 0 and "must be divisible" in proc.stderr
+def test_batch_that_ranks_cannot_split_is_rejected():
+    from rl_hvae.distributed import Dist
+    from rl_hvae.runtime import ConfigError
+
+    assert Dist(1, 2, torch.device("cpu")).part(32) == slice(16, 32)
+    with pytest.raises(ConfigError, match="must be divisible"):
+        Dist(0, 2, torch.device("cpu")).part(33)
 
 
 @pytest.mark.gpu

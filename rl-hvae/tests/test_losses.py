@@ -39,11 +39,11 @@ def test_q_value_discounting():
     torch.testing.assert_close(q_value(r, 0.5), torch.tensor(1.0 + 1.0 + 1.0))
 
 
-def test_elbo_matches_independent_reference(tiny_model, digits_batch):
+def test_elbo_matches_independent_reference(any_model, digits_batch):
     """ELBO of the fixed-weight model = log Bernoulli(x | decoder(z)) - sum_l [log q - log p],
     recomputed with torch.distributions from the same latents."""
     torch.manual_seed(0)
-    p = tiny_model(digits_batch)
+    p = any_model(digits_batch)
     _, elbo = negative_elbo(
         -torch.nn.functional.binary_cross_entropy_with_logits(
             p.logits, digits_batch, reduction="none").flatten(1).sum(1), level_kls(p))
@@ -55,22 +55,22 @@ def test_elbo_matches_independent_reference(tiny_model, digits_batch):
     torch.testing.assert_close(elbo, ref)
 
 
-def test_skip_path_ignores_skipped_posteriors(tiny_model, digits_batch):
+def test_skip_path_ignores_skipped_posteriors(any_model, digits_batch):
     """Decoding from z_{>n} must not depend on the posterior latents of levels <= n."""
-    p = tiny_model(digits_batch)
+    p = any_model(digits_batch)
     n = 2
     z_a = [None if lvl < n else z for lvl, z in enumerate(p.z)]
-    out_a = tiny_model.generate(z_a, digits_batch.shape[0])[0]
+    out_a = any_model.generate(z_a, digits_batch.shape[0])[0]
     z_noise = [torch.randn_like(z) if lvl < n else z for lvl, z in enumerate(p.z)]
-    out_full_noise = tiny_model.generate(z_noise, digits_batch.shape[0])[0]
-    torch.testing.assert_close(out_a, tiny_model.generate(z_a, digits_batch.shape[0])[0])
+    out_full_noise = any_model.generate(z_noise, digits_batch.shape[0])[0]
+    torch.testing.assert_close(out_a, any_model.generate(z_a, digits_batch.shape[0])[0])
     assert not torch.allclose(out_a, out_full_noise)  # lower latents do matter when used
 
 
-def test_skip_cost_without_skipping_is_reconstruction_plus_first_kl(tiny_model, digits_batch):
-    p = tiny_model(digits_batch)
+def test_skip_cost_without_skipping_is_reconstruction_plus_first_kl(any_model, digits_batch):
+    p = any_model(digits_batch)
     kls = level_kls(p)
-    cost = skip_path_cost(tiny_model, digits_batch, p, kls, 0, beta=1.0, free_nats=0.0)
+    cost = skip_path_cost(any_model, digits_batch, p, kls, 0, beta=1.0, free_nats=0.0)
     rec = torch.nn.functional.binary_cross_entropy_with_logits(
         p.logits, digits_batch, reduction="none").flatten(1).sum(1)
     torch.testing.assert_close(cost, (rec + kls[0].flatten(1).sum(1)).mean())
@@ -85,15 +85,15 @@ def test_rl_loss_reaches_every_level_policy(tiny_model, digits_batch):
     assert set(stats) >= {"elbo", "q_cost", "kl_1", "kl_5"}
 
 
-def test_rl_loss_is_discounted_sum_of_skip_costs(tiny_model, digits_batch):
+def test_rl_loss_is_discounted_sum_of_skip_costs(any_model, digits_batch):
     """Q at decision step t = sum_i gamma^i c(t + i), the paths skipping t, t+1, ..., L-1 levels."""
     gamma, t = 0.9, 3
     torch.manual_seed(5)
-    loss, _ = rl_loss(tiny_model, digits_batch, t=t, gamma=gamma)
+    loss, _ = rl_loss(any_model, digits_batch, t=t, gamma=gamma)
     torch.manual_seed(5)
-    p = tiny_model(digits_batch)
+    p = any_model(digits_batch)
     kls = level_kls(p)
-    costs = [skip_path_cost(tiny_model, digits_batch, p, kls, n, 1.0, 0.0) for n in (3, 4)]
+    costs = [skip_path_cost(any_model, digits_batch, p, kls, n, 1.0, 0.0) for n in (3, 4)]
     torch.testing.assert_close(loss, costs[0] + gamma * costs[1])
 
 

@@ -1,8 +1,10 @@
 """Multi-GPU training under torchrun with PyTorch DistributedDataParallel.
 
 `torchrun --nproc_per_node N train.py --config ...` starts N processes; each joins the process
-group (nccl on CUDA, gloo on CPU), trains on its rows of every global batch (`batch_size` is the
-global batch: the same indices and binarisation on every rank) and DDP averages the gradients.
+group (nccl on CUDA, gloo on CPU, or the backend named by the environment variable
+DIST_BACKEND, e.g. DIST_BACKEND=gloo for several ranks on one GPU, which NCCL refuses), trains
+on its rows of every global batch (`batch_size` is the global batch: the same indices and
+binarisation on every rank) and DDP averages the gradients.
 Each rank draws its own latent samples. Without torchrun (WORLD_SIZE unset or 1) training is a
 single process and nothing here communicates.
 """
@@ -14,7 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .runtime import resolve_device
+from .runtime import ConfigError, resolve_device
+
+BACKENDS = ("nccl", "gloo")
 
 
 @dataclass
@@ -30,8 +34,8 @@ class Dist:
     def part(self, batch_size: int) -> slice:
         """This rank's rows of a global batch of `batch_size`."""
         if batch_size % self.world:
-            raise ValueError(f"batch_size={batch_size} (the global batch) must be divisible by "
-                             f"the number of torchrun processes ({self.world})")
+            raise ConfigError(f"batch_size={batch_size} (the global batch) must be divisible by "
+                              f"the number of torchrun processes ({self.world})", "--batch_size")
         per = batch_size // self.world
         return slice(self.rank * per, (self.rank + 1) * per)
 
@@ -82,17 +86,28 @@ class Dist:
             torch.distributed.destroy_process_group()
 
 
+def dist_backend(use_cuda: bool) -> str:
+    """DIST_BACKEND from the environment, else nccl on CUDA and gloo on CPU."""
+    backend = os.environ.get("DIST_BACKEND", "") or ("nccl" if use_cuda else "gloo")
+    if backend not in BACKENDS:
+        raise ConfigError(f"DIST_BACKEND={backend!r} is not one of {BACKENDS}",
+                          "environment variable DIST_BACKEND")
+    return backend
+
+
 def init_distributed(device_name: str) -> Dist:
-    """Join torchrun's process group when WORLD_SIZE > 1 (each rank on cuda:LOCAL_RANK, or CPU
-    with gloo); otherwise one process on `device_name`."""
+    """Join torchrun's process group when WORLD_SIZE > 1 (each rank on cuda:LOCAL_RANK, modulo
+    the number of GPUs, or CPU with gloo); otherwise one process on `device_name`."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(0, 1, resolve_device(device_name))
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
-    if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+    backend = dist_backend(use_cuda)
     device = torch.device("cpu")
-    if use_cuda:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if use_cuda:  # ranks beyond the GPU count share GPUs (needs DIST_BACKEND=gloo)
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        device = torch.device("cuda", local % torch.cuda.device_count())
         torch.cuda.set_device(device)
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group(backend)
     return Dist(torch.distributed.get_rank(), world, device)

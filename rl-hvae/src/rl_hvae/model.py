@@ -1,13 +1,17 @@
-"""Hierarchical VAE with bottom-up inference and top-down generation (the official "VAE" stage).
+"""Hierarchical VAE with every deterministic skip live (`arch_skips = "intended"`).
 
 Shapes: B batch, C channels, H W image, Dz latent units, L levels (level 1 = bottom).
 
-Per level l (official rep_hierarchy_rl / hvae-oodd VaeStage, Sec. 5 of the paper):
+The ladder of hvae-oodd's "VAE" stage as its design intends it, with this repository's own
+blocks (the network the official code actually builds is `released.ReleasedHVAE`). Per level l:
   inference   h_l = Dq_l(u_{l-1} + h_{l-1}),   q(z_l | h_l)  -> u_l = proj_q(z_l)
   generation  g_l = proj_p(z_l) + d_l,         d_{l-1} = Dp_l(g_l),   p(z_{l-1} | d_{l-1})
-with u_0 = x, h_0 = 0, d_L = 0 and p(z_L) = N(0, I). Dq_l is a stack of residual conv blocks
-(the last one strided); Dp_l mirrors it with transposed convolutions. The "+ h_{l-1}" / "+ d_l"
-terms are the deterministic skip connections (skip_stochastic=True in the official code).
+with u_0 = stem(x), h_0 = 0, d_L = 0 and p(z_L) = N(0, I). Dq_l is a stack of residual conv
+blocks (the last one strided); Dp_l mirrors it with transposed convolutions. The "+ h_{l-1}" /
+"+ d_l" terms are the deterministic skip connections, live at every level (so z_2..z_L can see x
+without going through z_1), unlike the released network's. Other differences from it: a stem
+conv, 1x1 Gaussian layers, strided-conv / nearest-upsampling shortcuts, default weight-norm init.
+`HVAEArch` is shared by both networks.
 """
 
 from __future__ import annotations
@@ -164,14 +168,23 @@ class HierarchicalVAE(nn.Module):
     def n_levels(self) -> int:
         return self.arch.n_levels
 
+    def data_init(self, x: torch.Tensor) -> None:
+        """No data-dependent initialisation in this network (see `ReleasedHVAE.data_init`)."""
+
+    def infer_level(self, level: int, u: torch.Tensor,
+                    skip: torch.Tensor | None) -> tuple[Gaussian, torch.Tensor]:
+        """q(z_l | .) from the stage input u (stem(x) or the projected z_{l-1}) and the skip
+        input h_{l-1} (None for level 1). Returns the posterior and the stage output h_l."""
+        h = self.q_stages[level](u if skip is None else u + skip)  # [B, C, H_l, W_l]
+        return self.q_layers[level](h), h
+
     def infer(self, x: torch.Tensor,
               use_mode: bool = False) -> tuple[list[Gaussian], list[torch.Tensor]]:
         """Bottom-up pass. x: [B, C, H, W] in [0, 1]. Returns q(z_l|.) and samples (or means)."""
         u, h_prev = self.stem(2 * x - 1), None
         posteriors, samples = [], []
-        for stage, q in zip(self.q_stages, self.q_layers):
-            h = stage(u if h_prev is None else u + h_prev)  # [B, C, H_l, W_l]
-            post = q(h)
+        for level, q in enumerate(self.q_layers):
+            post, h = self.infer_level(level, u, h_prev)
             z = post.mean if use_mode else post.rsample()
             posteriors.append(post)
             samples.append(z)
