@@ -5,6 +5,8 @@ import pytest
 import torch
 from conftest import FAST, ROOT, TINY
 
+from vl2v_adip.runtime import UserError
+
 
 def _load(name):
     import importlib.util
@@ -58,5 +60,5 @@ def test_eval_rejects_mismatched_teacher_and_architecture(tmp_path):
                                               if k != "format_version"})
     with pytest.raises(ValueError, match="does not match the architecture"):
         evaluate.main(["--ckpt", str(tmp_path / "bad2.pt")])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(UserError, match="checkpoint not found"):
         evaluate.main(["--ckpt", str(Path(tmp_path) / "nope.pt")])
