@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import torch
 
-from vl2v_adip.runtime import DataError
 from vl2v_adip.data import (
     BENCH_DOMAINS,
     EXTRA_DOMAINS,
@@ -15,6 +14,7 @@ from vl2v_adip.data import (
     sample_batch_indices,
     seed_hash,
 )
+from vl2v_adip.runtime import DataError
 
 
 def test_synthetic_shapes_and_balance():

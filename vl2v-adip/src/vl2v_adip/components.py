@@ -175,6 +175,11 @@ def rebuild_from_checkpoint(ckpt: dict) -> tuple[Config, Student | None, ClipTea
         raise CheckpointError(f"checkpoint config does not fit this version: {err}",
                               "re-train, or evaluate with the version that wrote it") from None
     meta = ckpt["meta"]
+    if not isinstance(meta.get("teacher_file"), str) or not isinstance(meta.get("classes"),
+                                                                       list) \
+            or not isinstance(meta.get("embed_dim"), int):
+        raise CheckpointError("checkpoint meta is malformed (teacher_file, classes, embed_dim)",
+                              "use <run>/ckpt/last.pt of a train.py run")
     teacher = load_teacher(meta["teacher_file"]) if Path(meta["teacher_file"]).exists() else None
     if teacher is not None:
         teacher.set_input_norm(cfg.teacher_input_norm)
@@ -189,10 +194,13 @@ def rebuild_from_checkpoint(ckpt: dict) -> tuple[Config, Student | None, ClipTea
     oracle = BlackBoxTeacher(teacher) if teacher is not None else None
     model = build_student(dataclasses.replace(cfg, student_weights=""), len(meta["classes"]),
                           oracle, class_emb, teacher, weights="")
-    state = ckpt.get("swad_model") or (ckpt["selected"]["model"] if ckpt.get("selected")
-                                       else ckpt["model"])  # SWAD average when trained with it
     try:
+        state = ckpt.get("swad_model") or (ckpt["selected"]["model"] if ckpt.get("selected")
+                                           else ckpt["model"])  # SWAD average if trained so
         model.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint holds no usable model weights ({type(err).__name__})",
+                              "use <run>/ckpt/last.pt of a train.py run") from None
     except RuntimeError as err:
         raise CheckpointError("checkpoint does not match the architecture in its config "
                               f"({_state_mismatch(model.state_dict(), state)})",

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .components import build_data, build_student, prepare_teacher, student_weights
-from .config import Config, config_to_json, swad_mode_of
+from .config import Config, config_from_dict, config_to_json, swad_mode_of
 from .data import (
     collate,
     leave_one_domain_out,
@@ -334,11 +334,15 @@ def _snapshot(step: int, metrics: dict, model: nn.Module) -> dict:
             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
 
 
-def evaluate(ckpt_path: str | Path) -> dict:
-    """Re-evaluate a run's selected model and the teacher's zero-shot on the same split."""
+def evaluate(ckpt_path: str | Path, overrides: dict[str, str] | None = None) -> dict:
+    """Re-evaluate a run's final model and the teacher's zero-shot on the same split;
+    `overrides` (device, eval_batch_size, data_root) change where and how, not what."""
     from .components import rebuild_from_checkpoint
 
     ckpt = load_checkpoint(ckpt_path)
+    if overrides:  # checked on their own first, so a bad value is reported as such
+        checked = dataclasses.asdict(config_from_dict(overrides, where="command line"))
+        ckpt = dict(ckpt, config={**ckpt["config"], **{k: checked[k] for k in overrides}})
     cfg, model, teacher = rebuild_from_checkpoint(ckpt)
     device = resolve_device(cfg.device)
     data = build_data(cfg)

@@ -157,10 +157,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"not a readable checkpoint of {SUBPROJECT}: {path} "
                               f"(no format_version {FORMAT_VERSION})",
                               "use <run>/ckpt/last.pt of a train.py run")
-    missing = [k for k in ("step", "config", "meta") if k not in ckpt]
-    if missing:
+    kinds = {"step": int, "config": dict, "meta": dict}
+    wrong = [k for k, t in kinds.items() if not isinstance(ckpt.get(k), t)]
+    if wrong:
         raise CheckpointError(f"not a readable checkpoint of {SUBPROJECT}: {path} "
-                              f"(missing keys {missing})", "use <run>/ckpt/last.pt")
+                              f"(missing or malformed keys {wrong})", "use <run>/ckpt/last.pt")
     return ckpt
 
 
