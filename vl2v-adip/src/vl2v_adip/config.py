@@ -240,5 +240,20 @@ def swad_mode_of(cfg: Config) -> str:
     return "standard" if cfg.student_arch.startswith("vit_base") else "official_fix"
 
 
+def config_diff(cfg: Config, saved: dict | None) -> str:
+    """The config fields that differ between `cfg` and a checkpoint's config dict (first five;
+    fields that may change on resume are left out)."""
+    saved = saved if isinstance(saved, dict) else {}
+    ignore = {"out_dir", "steps", "align_steps", "device", "log_every", "eval_every",
+              "save_every", "config_name"}
+    diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in dataclasses.asdict(cfg).items()
+            if k not in ignore and k in saved and _plain(saved[k]) != _plain(v)]
+    return ", ".join(diff[:5]) or "no config difference found"
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
 def config_to_json(cfg: Config) -> str:
     return json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True)

@@ -24,19 +24,19 @@ from torch import nn
 from tqdm import tqdm
 
 from .components import build_data, build_student, prepare_teacher, student_weights
-from .config import Config, config_from_dict, config_to_json, swad_mode_of
+from .config import Config, config_diff, config_to_json, swad_mode_of
 from .data import (
     collate,
     leave_one_domain_out,
     sample_batch_indices,
 )
 from .evaluation import domain_accuracies, eval_model
+from .evaluation import evaluate_checkpoint as evaluate  # noqa: F401  (eval.py, tests)
 from .losses import alignment_loss, cutmix_alignment_loss, cutmix_box, kd_loss
 from .model import Student
 from .runtime import (
     CheckpointError,
     MetricsLogger,
-    load_checkpoint,
     make_run_dir,
     resolve_device,
     resume_checkpoint,
@@ -290,26 +290,12 @@ def _resume(cfg: Config, ckpt: dict, model: Student, stages, device: torch.devic
             swad.load_state_dict(ckpt["swad"], device)
     except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as err:
         raise CheckpointError(f"the checkpoint in {cfg.out_dir or 'the run folder'}/ckpt was "
-                              f"written by another config ({config_diff(cfg, ckpt)}; "
+                              f"written by another config ({config_diff(cfg, ckpt.get('config'))}; "
                               f"{type(err).__name__})",
                               "use a new --out_dir or the original settings") from None
     set_rng_state(ckpt.get("rng"))
     print(f"resumed at step {ckpt['step']} ({stage})")
     return loop, opt, swad
-
-
-def config_diff(cfg: Config, ckpt: dict) -> str:
-    """The config fields that differ between `cfg` and a checkpoint's (first five)."""
-    saved = ckpt.get("config") or {}
-    ignore = {"out_dir", "steps", "align_steps", "device", "log_every", "eval_every",
-              "save_every", "config_name"}
-    diff = [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in dataclasses.asdict(cfg).items()
-            if k not in ignore and k in saved and _plain(saved[k]) != _plain(v)]
-    return ", ".join(diff[:5]) or "no config difference found"
-
-
-def _plain(value):
-    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 def _finish_swad(cfg: Config, swad: Swad, model: Student, eval_args) -> tuple[dict, dict]:
@@ -332,33 +318,3 @@ def _finish_swad(cfg: Config, swad: Swad, model: Student, eval_args) -> tuple[di
 def _snapshot(step: int, metrics: dict, model: nn.Module) -> dict:
     return {"step": step, "id_acc": metrics["id_acc"], "metrics": metrics,
             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-
-
-def evaluate(ckpt_path: str | Path, overrides: dict[str, str] | None = None) -> dict:
-    """Re-evaluate a run's final model and the teacher's zero-shot on the same split;
-    `overrides` (device, eval_batch_size, data_root) change where and how, not what."""
-    from .components import rebuild_from_checkpoint
-
-    ckpt = load_checkpoint(ckpt_path)
-    if overrides:  # checked on their own first, so a bad value is reported as such
-        checked = dataclasses.asdict(config_from_dict(overrides, where="command line"))
-        ckpt = dict(ckpt, config={**ckpt["config"], **{k: checked[k] for k in overrides}})
-    cfg, model, teacher = rebuild_from_checkpoint(ckpt)
-    device = resolve_device(cfg.device)
-    data = build_data(cfg)
-    split = leave_one_domain_out([len(e) for e in data.envs], cfg.test_domain,
-                                 cfg.holdout_fraction, cfg.trial_seed)
-    eval_args = (data, split, cfg.eval_batch_size, device)
-    out: dict = {"method": cfg.method, "teacher_access": cfg.teacher_access,
-                 "test_domain": data.domains[cfg.test_domain], "domains": data.domains}
-    if teacher is not None:
-        teacher.to(device).eval()
-        emb = teacher.class_embeddings(data.classes, cfg.prompt_templates).to(device)
-        scale = teacher.scale()
-        out["teacher_zeroshot"] = domain_accuracies(
-            lambda x: scale * teacher.encode_image(x) @ emb.t(), *eval_args)
-    if model is not None:
-        out["student"] = eval_model(model.to(device), *eval_args)
-        out["selected_step"] = ckpt["selected"]["step"] if ckpt.get("selected") else ckpt["step"]
-        out["final_model"] = "swad" if ckpt.get("swad_model") else "selected"
-    return out

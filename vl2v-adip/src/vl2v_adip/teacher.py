@@ -326,3 +326,46 @@ def pretrain_teacher(teacher: ClipTeacher, images: torch.Tensor, labels: torch.T
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     teacher.eval()
     return losses
+
+
+def write_clip_tokenizer(folder: str | Path) -> None:
+    """A CLIPTokenizer with CLIP's byte-level alphabet and no merges (vocab.json, merges.txt):
+    every word becomes its characters. Enough to run a random-init CLIP stand-in through the
+    real tokenizer class; the text embeddings of such a stand-in mean nothing."""
+    import json
+
+    # GPT-2 / CLIP byte-level alphabet: printable bytes map to themselves, the other bytes to
+    # code points from 256 upwards
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    chars = [chr(b) for b in printable]
+    chars += [chr(256 + n) for n in range(256 - len(printable))]
+    vocab = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+
+
+def write_clip_stand_in(folder: str | Path, seed: int = 0) -> Path:
+    """Random-init CLIP ViT-B/16 at the paper's sizes (image 224, patch 16, width 768 x 12
+    layers, text width 512 x 12 layers, embedding D = 512), saved as a Hugging Face folder that
+    `load_teacher` reads like real CLIP weights. For smoke runs and benchmarks only."""
+    from transformers import CLIPConfig, CLIPModel
+
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return folder
+    vision = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+              "num_attention_heads": 12, "image_size": 224, "patch_size": 16}
+    text = {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
+            "num_attention_heads": 8, "max_position_embeddings": 77,
+            "bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513}  # write_clip_tokenizer
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=512))
+    tmp = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(tmp)
+    write_clip_tokenizer(tmp)
+    tmp.rename(folder)
+    return folder
