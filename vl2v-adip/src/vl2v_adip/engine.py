@@ -231,7 +231,8 @@ def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, ru
             if step % cfg.log_every == 0 or t == n:
                 if device.type == "cuda":
                     terms["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-                logger.log(step, "train", progress=bar, stage_id=float(index), **terms)
+                logger.log(step, "train", progress=bar, stage_id=float(stage != "align"),
+                           **terms)
             if t % cfg.eval_every == 0 or t == n:
                 ev = eval_model(model, *eval_args)
                 logger.log(step, "val", **ev)
