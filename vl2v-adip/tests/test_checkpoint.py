@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import FAST, TINY
+from conftest import FAST, ROOT, TINY
 
 from vl2v_adip.config import parse_config
 from vl2v_adip.engine import fit
@@ -15,6 +15,15 @@ from vl2v_adip.runtime import (
     resume_checkpoint,
     save_checkpoint,
 )
+
+
+def _train_script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train", ROOT / "train.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def _state(step: int) -> dict:
@@ -68,7 +77,8 @@ def test_truncated_last_resumes_from_previous_and_matches_uninterrupted(tmp_path
     assert load_checkpoint(part / "ckpt" / "last.prev.pt")["step"] == 3
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     capsys.readouterr()
-    resumed = fit(parse_config(base + ["--out_dir", str(part)]))
+    train = _train_script()  # probe case 7: train.py with the same arguments resumes
+    resumed = train.main(base + ["--out_dir", str(part)])
     captured = capsys.readouterr()
     assert "resuming from" in captured.err and "(step 3)" in captured.err
     assert "resumed at step 3 (distill)" in captured.out
