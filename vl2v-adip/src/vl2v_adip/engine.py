@@ -234,14 +234,7 @@ def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, ru
                 logger.log(step, "train", progress=bar, stage_id=float(stage != "align"),
                            **terms)
             if t % cfg.eval_every == 0 or t == n:
-                ev = eval_model(model, *eval_args)
-                logger.log(step, "val", **ev)
-                _select(cfg, loop, stage, step, t, ev, model)
-                if swad is not None:
-                    swad.close_segment(ev["val_loss"], t)
-                    if swad.dead:
-                        print(f"SWAD: validation loss left the valley at step {step} "
-                              f"({stage}); stopping the stage early")
+                _validate(cfg, loop, (stage, step, t), model, swad, eval_args, logger)
             if step % cfg.save_every == 0 and not (index == len(stages) - 1 and t == n):
                 save()
     bar.close()
@@ -253,6 +246,21 @@ def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, ru
     metrics, averaged = _finish_swad(cfg, swad, model, eval_args)
     save(swad=trained, swad_model=averaged, swad_summary=swad.summary())
     return {"step": done, "selected": loop["selected"], "swad": swad, "swad_metrics": metrics}
+
+
+def _validate(cfg: Config, loop: dict, where: tuple[str, int, int], model: nn.Module,
+              swad: Swad | None, eval_args, logger) -> None:
+    """Training-domain validation at (stage, global step, stage step): log, select, and hand
+    the validation loss to SWAD (whose valley may end the stage)."""
+    stage, step, stage_step = where
+    ev = eval_model(model, *eval_args)
+    logger.log(step, "val", **ev)
+    _select(cfg, loop, stage, step, stage_step, ev, model)
+    if swad is not None:
+        swad.close_segment(ev["val_loss"], stage_step)
+        if swad.dead:
+            print(f"SWAD: validation loss left the valley at step {step} ({stage}); stopping "
+                  "the stage early")
 
 
 def _select(cfg: Config, loop: dict, stage: str, step: int, stage_step: int, ev: dict,
