@@ -21,6 +21,7 @@ from tqdm import trange
 from .config import Config
 from .data import SYNTH_CLASSES, MultiDomainData, load_domainbed, make_synthetic
 from .model import SmallCNN, Student, TimmBackbone
+from .runtime import CheckpointError, ConfigError, MissingPathError
 from .teacher import (
     BlackBoxTeacher,
     ClipTeacher,
@@ -38,7 +39,11 @@ def build_data(cfg: Config) -> MultiDomainData:
     if cfg.data_name == "synthetic":
         return make_synthetic(cfg.synth_domains, cfg.synth_per_domain, cfg.image_size, cfg.seed)
     if not cfg.data_root:
-        raise ValueError(f"data_name={cfg.data_name} needs data_root (parent of the dataset folder)")
+        raise ConfigError(f"data_name={cfg.data_name} needs data_root",
+                          "the parent of PACS/, VLCS/, office_home/, ... (README)")
+    if not Path(cfg.data_root).is_dir():
+        raise MissingPathError(f"data_root not found: {cfg.data_root}",
+                               "the parent of PACS/, VLCS/, office_home/, ... (README)")
     return load_domainbed(cfg.data_root, cfg.data_name, cfg.image_size)
 
 
@@ -51,12 +56,14 @@ def _stacked(data: MultiDomainData) -> tuple[torch.Tensor, torch.Tensor, torch.T
 
 def prepare_teacher(cfg: Config, data: MultiDomainData, run_dir: Path) -> tuple[ClipTeacher, str]:
     """Teacher from cfg.teacher_path, else (synthetic) a stand-in pre-trained and cached as
-    run_dir/teacher.pt, else a random-init stand-in (says so). Returns (teacher, file)."""
+    run_dir/teacher.pt, else a random-init stand-in (says so). Returns (teacher, file); the
+    teacher's input normalisation is cfg.teacher_input_norm."""
     if cfg.teacher_path:
-        return load_teacher(cfg.teacher_path).eval(), cfg.teacher_path
+        teacher = load_teacher(cfg.teacher_path).set_input_norm(cfg.teacher_input_norm)
+        return teacher.eval(), cfg.teacher_path
     path = run_dir / "teacher.pt"
     if path.is_file():
-        return load_teacher(path), str(path)
+        return load_teacher(path).set_input_norm(cfg.teacher_input_norm), str(path)
     if cfg.data_name != "synthetic":
         print("WARNING: no teacher_path; using a RANDOM-INIT stand-in teacher (no knowledge).")
         teacher = build_stand_in(data.classes, [], cfg.teacher_width, cfg.teacher_embed_dim)
@@ -71,7 +78,7 @@ def prepare_teacher(cfg: Config, data: MultiDomainData, run_dir: Path) -> tuple[
             pretrain_teacher(teacher, x, y, d, pre.classes, pre.domains,
                              cfg.teacher_pretrain_steps, batch_size=64, lr=2e-3, seed=cfg.seed)
     save_teacher(teacher, path)
-    return teacher.eval(), str(path)
+    return teacher.set_input_norm(cfg.teacher_input_norm).eval(), str(path)
 
 
 def pretrain_student_backbone(cfg: Config, path: Path) -> None:
@@ -102,13 +109,25 @@ def build_backbone(cfg: Config, weights: str) -> nn.Module:
         return TimmBackbone(cfg.student_arch, cfg.image_size, weights)
     net = SmallCNN(cfg.student_width)
     if weights:
-        blob = torch.load(weights, map_location="cpu", weights_only=True)
-        if not isinstance(blob, dict) or blob.get("kind") != STUDENT_INIT_KIND:
-            raise ValueError(f"{weights} is not a small_cnn student_init file")
-        if blob["width"] != cfg.student_width:
-            raise ValueError(f"{weights} has width {blob['width']}, config says "
-                             f"{cfg.student_width}")
-        net.load_state_dict(blob["state"], strict=True)
+        where = "a student_init.pt written by train.py / reproduce.py (small_cnn)"
+        if not Path(weights).is_file():
+            raise MissingPathError(f"student weights not found: {weights}", where)
+        try:
+            blob = torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - reason written by us (see runtime.load_checkpoint)
+            raise CheckpointError(f"not a readable student_init file: {weights} (damaged, "
+                                  "truncated or not a PyTorch file)", where) from None
+        if not isinstance(blob, dict) or blob.get("kind") != STUDENT_INIT_KIND \
+                or "state" not in blob:
+            raise CheckpointError(f"{weights} is not a small_cnn student_init file", where)
+        if blob.get("width") != cfg.student_width:
+            raise CheckpointError(f"{weights} has width {blob.get('width')}, config says "
+                                  f"student_width={cfg.student_width}", where)
+        try:
+            net.load_state_dict(blob["state"], strict=True)
+        except (RuntimeError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"{weights} does not fit small_cnn width {cfg.student_width} "
+                                  f"({type(err).__name__})", where) from None
     return net
 
 
@@ -140,7 +159,7 @@ def build_student(cfg: Config, num_classes: int, oracle: BlackBoxTeacher | None,
 
 def check_embed_dim(teacher_dim: int, student_dim: int, where: str) -> None:
     if teacher_dim != student_dim:
-        raise ValueError(f"teacher embedding size {teacher_dim} does not match the student's "
+        raise CheckpointError(f"teacher embedding size {teacher_dim} does not match the student's "
                          f"projection size {student_dim} ({where}); use the teacher the student "
                          "was aligned to")
 
@@ -150,24 +169,51 @@ def rebuild_from_checkpoint(ckpt: dict) -> tuple[Config, Student | None, ClipTea
     checkpoint dict."""
     from .config import config_from_dict
 
-    cfg = config_from_dict(ckpt["config"], where="checkpoint")
+    try:
+        cfg = config_from_dict(ckpt["config"], where="checkpoint")
+    except (ConfigError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint config does not fit this version: {err}",
+                              "re-train, or evaluate with the version that wrote it") from None
     meta = ckpt["meta"]
+    if not isinstance(meta.get("teacher_file"), str) or not isinstance(meta.get("classes"),
+                                                                       list) \
+            or not isinstance(meta.get("embed_dim"), int):
+        raise CheckpointError("checkpoint meta is malformed (teacher_file, classes, embed_dim)",
+                              "use <run>/ckpt/last.pt of a train.py run")
     teacher = load_teacher(meta["teacher_file"]) if Path(meta["teacher_file"]).exists() else None
+    if teacher is not None:
+        teacher.set_input_norm(cfg.teacher_input_norm)
     if cfg.method == "zeroshot":
         return cfg, None, teacher
     class_emb = torch.zeros(len(meta["classes"]), meta["embed_dim"])
     if cfg.method == "adip":
         if teacher is None:
-            raise FileNotFoundError(f"teacher file {meta['teacher_file']} needed to rebuild")
+            raise MissingPathError(f"teacher file {meta['teacher_file']} needed to rebuild the "
+                                   "student", "keep the run folder's teacher.pt / teacher_path")
         check_embed_dim(teacher.embed_dim, meta["embed_dim"], "checkpoint")
     oracle = BlackBoxTeacher(teacher) if teacher is not None else None
     model = build_student(dataclasses.replace(cfg, student_weights=""), len(meta["classes"]),
                           oracle, class_emb, teacher, weights="")
-    state = ckpt.get("swad_model") or (ckpt["selected"]["model"] if ckpt.get("selected")
-                                       else ckpt["model"])  # SWAD average when trained with it
     try:
+        state = ckpt.get("swad_model") or (ckpt["selected"]["model"] if ckpt.get("selected")
+                                           else ckpt["model"])  # SWAD average if trained so
         model.load_state_dict(state, strict=True)
+    except (KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint holds no usable model weights ({type(err).__name__})",
+                              "use <run>/ckpt/last.pt of a train.py run") from None
     except RuntimeError as err:
-        raise ValueError(f"checkpoint does not match the architecture in its config: {err}") \
-            from err
+        raise CheckpointError("checkpoint does not match the architecture in its config "
+                              f"({_state_mismatch(model.state_dict(), state)})",
+                              "the weights were written by another config") from err
     return cfg, model, teacher
+
+
+def _state_mismatch(expected: dict, got: dict) -> str:
+    """A short description of how two state dicts differ (first few keys / shapes)."""
+    missing = sorted(set(expected) - set(got))[:3]
+    extra = sorted(set(got) - set(expected))[:3]
+    shapes = [f"{k}: {tuple(got[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in got and hasattr(got[k], "shape") and got[k].shape != v.shape][:2]
+    parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra
+                                                           else []) + shapes
+    return "; ".join(parts) or "values differ"

@@ -10,13 +10,17 @@ DomainBed layout (Gulrajani & Lopez-Paz; folder names as in val-iisc/VL2V-ADiP
 
 from __future__ import annotations
 
+import hashlib
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from .runtime import DataError, MissingPathError
 
 # --------------------------------------------------------------------------- DomainBed layout
 # dataset name -> (folder under data_root, domain folders in DomainBed's sorted order)
@@ -29,7 +33,9 @@ DOMAINBED: dict[str, tuple[str, tuple[str, ...]]] = {
     "DomainNet": ("domain_net", ("clipart", "infograph", "painting", "quickdraw", "real",
                                  "sketch")),
 }
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"}
+# torchvision ImageFolder's IMG_EXTENSIONS (the official loader), so the file list and hence the
+# seeded in/out split are the same as the official code's
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 # --------------------------------------------------------------------------- synthetic set
 SYNTH_CLASSES = ("circle", "square", "triangle", "cross", "star", "crescent")
@@ -91,54 +97,98 @@ class FolderDomain(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.files[i]
-        try:
-            with Image.open(path) as img:
-                img = img.convert("RGB")
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise RuntimeError(f"image failed to decode: {path} ({err})") from err
         tf = self.train_tf if self.augment else self.eval_tf
-        return tf(img), self.labels[i]
+        return tf(read_rgb(self.files[i])), self.labels[i]
+
+
+_WARNED: set[str] = set()
+
+
+def read_rgb(path: Path):
+    """Decode an image as RGB (PIL). A truncated file is decoded as far as it goes, as the
+    official loader does (`ImageFile.LOAD_TRUNCATED_IMAGES = True`), with one warning line per
+    file; a file that is not an image raises DataError naming it."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
+    def decode():
+        with Image.open(path) as img:
+            return img.convert("RGB")
+
+    try:
+        return decode()
+    except (UnidentifiedImageError, ValueError, SyntaxError, EOFError) as err:
+        raise DataError(f"image failed to decode: {path} ({type(err).__name__})",
+                        "remove or replace the file") from None
+    except OSError as err:
+        if not path.is_file():
+            raise MissingPathError(f"image file disappeared: {path}", "re-index the dataset") \
+                from None
+        if "truncated" not in str(err):
+            raise DataError(f"image failed to decode: {path} ({type(err).__name__})",
+                            "remove or replace the file") from None
+    previous = ImageFile.LOAD_TRUNCATED_IMAGES
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        img = decode()
+    except Exception as err:  # noqa: BLE001 - any failure here means an unusable file
+        raise DataError(f"image failed to decode: {path} ({type(err).__name__})",
+                        "remove or replace the file") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+    if str(path) not in _WARNED:
+        _WARNED.add(str(path))
+        print(f"warning: truncated image {path}; decoded the part present (as the official "
+              "loader does)", file=sys.stderr)
+    return img
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """Image files under `folder`, recursively, in torchvision ImageFolder's order (sorted
+    os.walk, sorted file names)."""
+    import os
+
+    found = []
+    for root, _, names in sorted(os.walk(folder, followlinks=True)):
+        found += [Path(root) / n for n in sorted(names) if n.lower().endswith(IMAGE_SUFFIXES)]
+    return found
 
 
 def load_domainbed(data_root: str | Path, name: str, image_size: int = 224) -> MultiDomainData:
     """Index a DomainBed dataset folder; every domain must hold the same class folders.
 
     Raises:
-        FileNotFoundError: the dataset folder, a domain or a class folder is missing/empty.
-        ValueError: unknown dataset name or inconsistent class sets across domains.
+        MissingPathError: the dataset folder or a domain folder is missing.
+        DataError: unknown dataset name, no classes, an empty class folder or class sets that
+            differ across domains.
     """
     if name not in DOMAINBED:
-        raise ValueError(f"unknown DomainBed dataset {name!r}; expected one of {sorted(DOMAINBED)}")
+        raise DataError(f"unknown DomainBed dataset {name!r}", f"one of {sorted(DOMAINBED)}")
     folder, domains = DOMAINBED[name]
     root = Path(data_root) / folder
     tree = (f"expected {root}/<domain>/<class>/<image>, domains {list(domains)} "
             f"(DomainBed layout, see README)")
     if not root.is_dir():
-        raise FileNotFoundError(f"dataset folder not found: {root}; {tree}")
+        raise MissingPathError(f"dataset folder not found: {root}", tree)
     missing = [d for d in domains if not (root / d).is_dir()]
     if missing:
-        raise FileNotFoundError(f"missing domain folder(s) {missing} in {root}; {tree}")
+        raise MissingPathError(f"missing domain folder(s) {missing} in {root}", tree)
     class_sets = {d: sorted(p.name for p in (root / d).iterdir() if p.is_dir()) for d in domains}
     classes = class_sets[domains[0]]
     for d, cs in class_sets.items():
         if cs != classes:
             diff = sorted(set(cs) ^ set(classes))
-            raise ValueError(f"inconsistent class folders: domain {d!r} differs from "
-                             f"{domains[0]!r} in {diff}; every domain needs the same classes")
+            raise DataError(f"inconsistent class folders: domain {d!r} differs from "
+                            f"{domains[0]!r} in {diff}", "every domain needs the same classes")
     if not classes:
-        raise FileNotFoundError(f"no class folders in {root / domains[0]}; {tree}")
+        raise DataError(f"no class folders in {root / domains[0]}", tree)
     envs = []
     for d in domains:
         files, labels = [], []
         for k, c in enumerate(classes):
-            found = sorted(p for p in (root / d / c).iterdir()
-                           if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = _image_files(root / d / c)
             if not found:
-                raise FileNotFoundError(f"class folder {root / d / c} holds no images "
-                                        f"({sorted(IMAGE_SUFFIXES)}); {tree}")
+                raise DataError(f"class folder {root / d / c} holds no images "
+                                f"({' '.join(IMAGE_SUFFIXES)})", tree)
             files += found
             labels += [k] * len(found)
         envs.append(FolderDomain(files, labels, image_size))
@@ -231,7 +281,7 @@ def _style(domain: str, mask: np.ndarray, rng: np.random.Generator) -> np.ndarra
     elif domain == "noisy":  # flat shape on a pixel-noise background
         img = rng.uniform(0, 1, (3, s, s)) * (1 - m) + col() * m
     else:
-        raise ValueError(f"unknown synthetic domain {domain!r}; valid: "
+        raise DataError(f"unknown synthetic domain {domain!r}", "valid: "
                          f"{BENCH_DOMAINS + EXTRA_DOMAINS}")
     return np.clip(img, 0, 1).astype(np.float32)
 
@@ -266,27 +316,52 @@ class Split:
     """Leave-one-domain-out split: lists of (env index, sample indices [N])."""
 
     train: list[tuple[int, np.ndarray]]  # training domains, "in" part
-    val: list[tuple[int, np.ndarray]]  # training domains, held-out "out" part (model selection)
-    test: tuple[int, np.ndarray]  # the held-out domain, all samples (OOD accuracy)
+    val: list[tuple[int, np.ndarray]]  # training domains, "out" part (model selection)
+    test: tuple[int, np.ndarray]  # the held-out domain, its "in" part (OOD accuracy)
+
+
+def seed_hash(*args) -> int:
+    """Integer seed from the arguments' repr (DomainBed `misc.seed_hash`: md5, mod 2^31)."""
+    return int(hashlib.md5(str(args).encode("utf-8")).hexdigest(), 16) % (2**31)
+
+
+def domainbed_out_in(n: int, holdout_fraction: float, trial_seed: int, env: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """(out, in) indices of one domain: a legacy-numpy shuffle of 0..n-1 seeded by
+    seed_hash(trial_seed, env); the first int(n * holdout_fraction) are "out" (DomainBed
+    `split_dataset`, as the official `get_dataset` calls it)."""
+    keys = list(range(n))
+    np.random.RandomState(seed_hash(trial_seed, env)).shuffle(keys)
+    n_out = int(n * holdout_fraction)
+    return np.asarray(keys[:n_out], dtype=np.int64), np.asarray(keys[n_out:], dtype=np.int64)
 
 
 def leave_one_domain_out(env_sizes: list[int], test_domain: int, holdout_fraction: float,
-                         seed: int) -> Split:
-    """DomainBed split: each training domain is split `out` (holdout_fraction) / `in` with a
-    per-domain seeded permutation; the test domain is used whole and only for testing."""
-    if not 0 <= test_domain < len(env_sizes):
-        raise ValueError(f"test_domain={test_domain} out of range for {len(env_sizes)} domains")
+                         trial_seed: int) -> Split:
+    """DomainBed split (official protocol): every domain is split out/in by the trial seed;
+    training domains train on "in" and validate on "out"; the held-out domain is scored on its
+    "in" part (the official `test_in`)."""
     if len(env_sizes) < 2:
-        raise ValueError("leave-one-domain-out needs at least 2 domains")
-    train, val = [], []
+        raise DataError("leave-one-domain-out needs at least 2 domains",
+                        "check synth_domains / the dataset folder")
+    if not 0 <= test_domain < len(env_sizes):
+        raise DataError(f"test_domain={test_domain} out of range for {len(env_sizes)} domains",
+                        f"use 0..{len(env_sizes) - 1}")
+    train, val, test = [], [], None
     for e, n in enumerate(env_sizes):
+        out_idx, in_idx = domainbed_out_in(n, holdout_fraction, trial_seed, e)
         if e == test_domain:
+            test = (e, np.sort(in_idx))
             continue
-        perm = np.random.default_rng([seed, e]).permutation(n)
-        n_out = int(n * holdout_fraction)
-        val.append((e, np.sort(perm[:n_out])))
-        train.append((e, np.sort(perm[n_out:])))
-    return Split(train, val, (test_domain, np.arange(env_sizes[test_domain])))
+        if len(in_idx) == 0 or len(out_idx) == 0:
+            raise DataError(f"domain {e} has {n} images: too few for a {holdout_fraction} "
+                            "validation split", "add images or change holdout_fraction")
+        val.append((e, np.sort(out_idx)))
+        train.append((e, np.sort(in_idx)))
+    if len(test[1]) == 0:
+        raise DataError(f"held-out domain {test_domain} has no images in its in-split",
+                        "add images")
+    return Split(train, val, test)
 
 
 def sample_batch_indices(split_train: list[tuple[int, np.ndarray]], batch_size: int, step: int,

@@ -14,49 +14,62 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import trange
+from tqdm import tqdm
 
 from .components import build_data, build_student, prepare_teacher, student_weights
-from .config import Config, config_to_json
+from .config import Config, config_diff, config_to_json, swad_mode_of
 from .data import (
     collate,
     leave_one_domain_out,
     sample_batch_indices,
 )
 from .evaluation import domain_accuracies, eval_model
+from .evaluation import evaluate_checkpoint as evaluate  # noqa: F401  (eval.py, tests)
 from .losses import alignment_loss, cutmix_alignment_loss, cutmix_box, kd_loss
 from .model import Student
 from .runtime import (
+    CheckpointError,
     MetricsLogger,
-    load_checkpoint,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
+    rng_state,
     save_checkpoint,
     seed_everything,
     set_determinism,
+    set_rng_state,
 )
-from .swad import LossValley, swad_model
+from .swad import Swad, swad_model
 from .teacher import BlackBoxTeacher
 
 
-def stage_of(cfg: Config, step: int) -> str:
-    """'align' | 'distill' (adip) or 'train' (erm, kd)."""
+def stages_of(cfg: Config) -> list[tuple[str, int, int]]:
+    """(stage, global step offset, steps) in order: black-box adip = Align then Distill (the
+    official stage-1 and stage-2 runs); white-box adip (VL2V-SD) = Distill; erm / kd = train."""
     if cfg.method != "adip":
-        return "train"
-    if cfg.teacher_access == "black_box" and step < cfg.align_steps:
-        return "align"
-    return "distill"
+        return [("train", 0, cfg.steps)]
+    if cfg.teacher_access == "black_box":
+        return [("align", 0, cfg.align_steps), ("distill", cfg.align_steps, cfg.steps)]
+    return [("distill", 0, cfg.steps)]
 
 
 def total_steps(cfg: Config) -> int:
-    align = cfg.align_steps if cfg.method == "adip" and cfg.teacher_access == "black_box" else 0
-    return align + cfg.steps
+    return sum(n for _, _, n in stages_of(cfg))
+
+
+def freeze_batchnorm(module: nn.Module) -> None:
+    """BatchNorm layers to eval mode: running statistics stay those of pre-training (DomainBed
+    ResNet `freeze_bn`, re-applied after every `train()`); their affine weights still train."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
 
 
 def make_optimizer(cfg: Config, model: Student, stage: str) -> torch.optim.Optimizer:
@@ -80,6 +93,8 @@ def train_step(cfg: Config, model: Student, opt: torch.optim.Optimizer, oracle: 
     model.train()
     if stage == "align":
         model.backbone.eval()  # frozen backbone: BN statistics stay those of pre-training
+    elif cfg.freeze_bn:
+        freeze_batchnorm(model)
     if cfg.method == "erm":
         loss = F.cross_entropy(model(x), y)
         terms = {"loss": loss}
@@ -118,15 +133,15 @@ def fit(cfg: Config) -> dict:
     set_determinism(cfg.deterministic)
     device = resolve_device(cfg.device)
     run_dir = make_run_dir(cfg.out_dir, cfg.config_name)
-    (run_dir / "config.json").write_text(config_to_json(cfg))
-    print(config_to_json(cfg))
     data = build_data(cfg)
     split = leave_one_domain_out([len(e) for e in data.envs], cfg.test_domain,
-                                 cfg.holdout_fraction, cfg.seed)
+                                 cfg.holdout_fraction, cfg.trial_seed)
+    (run_dir / "config.json").write_text(config_to_json(cfg))
+    print(config_to_json(cfg))
     teacher, teacher_file = prepare_teacher(cfg, data, run_dir)
     teacher.to(device)
     oracle = BlackBoxTeacher(teacher)  # black-box view: the only teacher access during training
-    class_emb = oracle.class_embeddings(data.classes).to(device)  # [C, D]
+    class_emb = oracle.class_embeddings(data.classes, cfg.prompt_templates).to(device)  # [C, D]
     meta = {"classes": data.classes, "domains": data.domains, "embed_dim": oracle.embed_dim,
             "teacher_file": teacher_file}
     logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project="vl2v-adip")
@@ -139,8 +154,6 @@ def fit(cfg: Config) -> dict:
                         meta=meta, model=None, selected=None)
         logger.close()
         return {**zs, "run_dir": str(run_dir)}
-    if cfg.teacher_access == "white_box" and cfg.method != "adip":
-        raise ValueError("teacher_access=white_box is defined for method=adip (VL2V-SD) only")
     wb_teacher = teacher if cfg.teacher_access == "white_box" else None  # white-box: weights read
     model = build_student(cfg, len(data.classes), oracle, class_emb, wb_teacher,
                           student_weights(cfg, run_dir)).to(device)
@@ -154,96 +167,159 @@ def fit(cfg: Config) -> dict:
                   "selected_step": result["selected_step"], **state["swad_metrics"],
                   **swad.summary()}
     result.update(teacher_ood_acc=zs["ood_acc"], teacher_id_acc=zs["id_acc"],
-                  teacher_queries=oracle.num_image_queries, run_dir=str(run_dir))
+                  teacher_queries=oracle.num_image_queries, steps_done=state["step"],
+                  run_dir=str(run_dir))
     return result
+
+
+LOOP_KEYS = ("stage_index", "stage_step", "selected", "best_align", "align_max")
+
+
+def _new_swad(cfg: Config, stage: str) -> Swad | None:
+    """SWAD of a stage (official: --swad True in both stage runs); in Align only its early stop
+    matters, so it tracks losses, not weights."""
+    if not cfg.swad:
+        return None
+    return Swad(swad_mode_of(cfg), cfg.swad_valley, cfg.swad_n_converge, cfg.swad_n_tolerance,
+                cfg.swad_tolerance_ratio, track_weights=stage != "align")
 
 
 def _train(cfg: Config, model: Student, oracle, class_emb, eval_args, logger, run_dir: Path,
            meta: dict) -> dict:
-    """The step loop (Align -> Distill for black-box adip), with resume, model selection and
+    """The stage loops (Align -> Distill for black-box adip), with resume, model selection and
     SWAD; eval_args = (data, split, eval batch size, device). Returns {"step", "selected",
     "swad", "swad_metrics"}."""
     data, split, _, device = eval_args
-    start, stage, selected, best_align = 0, stage_of(cfg, 0), None, None
-    opt = make_optimizer(cfg, model, stage)
-    swad = LossValley(cfg.swad_n_converge, cfg.swad_n_tolerance, cfg.swad_tolerance_ratio) \
-        if cfg.swad else None
+    stages = stages_of(cfg)
+    loop = {"stage_index": 0, "stage_step": 0, "selected": None, "best_align": None,
+            "align_max": -1.0}
+    opt, swad = None, None
+    ckpt = resume_checkpoint(run_dir / "ckpt")
+    if ckpt is not None:
+        loop, opt, swad = _resume(cfg, ckpt, model, stages, device)
     last_path = run_dir / "ckpt" / "last.pt"
-    if last_path.is_file():  # resume
-        start, stage, selected, best_align, opt = _resume(cfg, last_path, model, swad)
+    bar = tqdm(total=total_steps(cfg), desc=cfg.method,
+               initial=stages[loop["stage_index"]][1] + loop["stage_step"])
 
-    def save(**extra) -> None:  # the loop's current state (read when called)
-        save_checkpoint(last_path, **{
-            "step": done, "stage": stage, "config": dataclasses.asdict(cfg), "meta": meta,
-            "model": model.state_dict(), "optimizer": opt.state_dict(), "selected": selected,
-            "best_align": best_align, "swad": swad.state_dict() if swad else None, **extra})
-    n_total, done = total_steps(cfg), start
-    for step in (bar := trange(start, n_total, desc=f"{cfg.method}", initial=start,
-                               total=n_total)):
-        if swad is not None and swad.dead:
-            break
-        if stage_of(cfg, step) != stage:  # Align -> Distill: freeze proj, train backbone
-            stage = stage_of(cfg, step)
-            if best_align is not None:  # official stage 2 starts from stage 1's TE*_best.pth
-                model.load_state_dict(best_align["model"])
-            opt = make_optimizer(cfg, model, stage)
-        picks = sample_batch_indices(split.train, cfg.batch_size, step, cfg.seed)
-        x, y, _ = collate(data, picks, augment=True)
-        rng = np.random.default_rng([cfg.seed, step, 11])
-        terms = train_step(cfg, model, opt, oracle, class_emb, x.to(device), y.to(device),
-                           stage, rng)
-        done = step + 1
-        if swad is not None and stage != "align":
-            swad.accumulate(model, done)
-        if done % cfg.log_every == 0 or done == n_total:
-            logger.log(done, "train", progress=bar, stage_id=float(stage != "align"), **terms)
-        if done % cfg.eval_every == 0 or done == n_total:
-            ev = eval_model(model, *eval_args)
-            logger.log(done, "val", **ev)
-            # training-domain validation model selection, per stage
-            if stage == "align" and (best_align is None or ev["id_acc"] > best_align["id_acc"]):
-                best_align = _snapshot(done, ev, model)
-            if stage != "align" and (selected is None or ev["id_acc"] > selected["id_acc"]):
-                selected = _snapshot(done, ev, model)
-            if swad is not None and stage != "align":
-                swad.close_segment(ev["val_loss"])
-                if swad.dead:
-                    print(f"SWAD: validation loss left the valley at step {done}; stopping")
-        if done % cfg.save_every == 0 and done < n_total:
-            save()
+    def save(**extra) -> None:  # the loop's current state
+        stage, offset, _ = stages[loop["stage_index"]]
+        state = {"step": offset + loop["stage_step"], "stage": stage,
+                 "config": dataclasses.asdict(cfg), "meta": meta, "model": model.state_dict(),
+                 "optimizer": opt.state_dict(), "swad": swad.state_dict() if swad else None,
+                 "rng": rng_state(), **loop}
+        save_checkpoint(last_path, **{**state, **extra})
+    for index in range(loop["stage_index"], len(stages)):
+        stage, offset, n = stages[index]
+        if opt is None or index != loop["stage_index"]:  # a stage starts
+            loop.update(stage_index=index, stage_step=0)
+            if stage == "distill" and offset > 0:  # official stage 2 loads stage 1's TE*_best
+                _start_distill(cfg, model, loop["best_align"])
+            opt, swad = make_optimizer(cfg, model, stage), _new_swad(cfg, stage)
+        for t in range(loop["stage_step"] + 1, n + 1):
+            if swad is not None and swad.dead:
+                break
+            step = offset + t  # global step (1-based); batches depend on it only
+            x, y, _ = collate(data, sample_batch_indices(split.train, cfg.batch_size, step - 1,
+                                                         cfg.seed), augment=True)
+            rng = np.random.default_rng([cfg.seed, step - 1, 11])
+            terms = train_step(cfg, model, opt, oracle, class_emb, x.to(device), y.to(device),
+                               stage, rng)
+            loop["stage_step"] = t
+            bar.update(1)
+            if swad is not None:
+                swad.accumulate(model, t)
+            if step % cfg.log_every == 0 or t == n:
+                if device.type == "cuda":
+                    terms["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+                logger.log(step, "train", progress=bar, stage_id=float(stage != "align"),
+                           **terms)
+            if t % cfg.eval_every == 0 or t == n:
+                _validate(cfg, loop, (stage, step, t), model, swad, eval_args, logger)
+            if step % cfg.save_every == 0 and not (index == len(stages) - 1 and t == n):
+                save()
+    bar.close()
+    done = stages[loop["stage_index"]][1] + loop["stage_step"]
     if swad is None:
         save()
-        return {"step": done, "selected": selected, "swad": None, "swad_metrics": {}}
+        return {"step": done, "selected": loop["selected"], "swad": None, "swad_metrics": {}}
     trained = swad.state_dict()  # the checkpoint keeps the SWAD state as training left it
     metrics, averaged = _finish_swad(cfg, swad, model, eval_args)
     save(swad=trained, swad_model=averaged, swad_summary=swad.summary())
-    return {"step": done, "selected": selected, "swad": swad, "swad_metrics": metrics}
+    return {"step": done, "selected": loop["selected"], "swad": swad, "swad_metrics": metrics}
 
 
-def _resume(cfg: Config, path: Path, model: Student, swad: LossValley | None):
-    """(step, stage, selected, best_align, optimizer) restored from a checkpoint."""
-    ckpt = load_checkpoint(path)
-    model.load_state_dict(ckpt["model"], strict=True)
-    opt = make_optimizer(cfg, model, ckpt["stage"])
-    opt.load_state_dict(ckpt["optimizer"])
+def _validate(cfg: Config, loop: dict, where: tuple[str, int, int], model: nn.Module,
+              swad: Swad | None, eval_args, logger) -> None:
+    """Training-domain validation at (stage, global step, stage step): log, select, and hand
+    the validation loss to SWAD (whose valley may end the stage)."""
+    stage, step, stage_step = where
+    ev = eval_model(model, *eval_args)
+    logger.log(step, "val", **ev)
+    _select(cfg, loop, stage, step, stage_step, ev, model)
     if swad is not None:
-        swad.load_state_dict(ckpt["swad"])
-    print(f"resumed from {path} at step {ckpt['step']} ({ckpt['stage']})")
-    return ckpt["step"], ckpt["stage"], ckpt["selected"], ckpt.get("best_align"), opt
+        swad.close_segment(ev["val_loss"], stage_step)
+        if swad.dead:
+            print(f"SWAD: validation loss left the valley at step {step} ({stage}); stopping "
+                  "the stage early")
 
 
-def _finish_swad(cfg: Config, swad: LossValley, model: Student, eval_args) -> tuple[dict, dict]:
-    """Average the selected steps, recompute BatchNorm statistics on training batches and
-    evaluate; returns (metrics, state dict of the SWAD model), which the final checkpoint keeps
-    (eval.py then evaluates it)."""
+def _select(cfg: Config, loop: dict, stage: str, step: int, stage_step: int, ev: dict,
+            model: nn.Module) -> None:
+    """Training-domain validation model selection. Align: the official stage-1 save rule (keep
+    the latest step at or after align_select_from whose accuracy equals the best so far,
+    `--model_save`); other stages: the first step with the best accuracy (official
+    `records.argmax("train_out")`)."""
+    if stage == "align":
+        loop["align_max"] = max(loop["align_max"], ev["id_acc"])
+        if stage_step >= cfg.align_select_from and ev["id_acc"] >= loop["align_max"]:
+            loop["best_align"] = _snapshot(step, ev, model)
+    elif loop["selected"] is None or ev["id_acc"] > loop["selected"]["id_acc"]:
+        loop["selected"] = _snapshot(step, ev, model)
+
+
+def _start_distill(cfg: Config, model: nn.Module, best_align: dict | None) -> None:
+    if best_align is None:
+        print(f"warning: no Align validation at or after align_select_from="
+              f"{cfg.align_select_from}; Distill starts from the last Align step",
+              file=sys.stderr)
+        return
+    model.load_state_dict(best_align["model"])
+
+
+def _resume(cfg: Config, ckpt: dict, model: Student, stages, device: torch.device):
+    """(loop state, optimizer, SWAD) restored from a checkpoint of this run."""
+    try:
+        model.load_state_dict(ckpt["model"], strict=True)
+        loop = {k: ckpt[k] for k in LOOP_KEYS}
+        stage = stages[loop["stage_index"]][0]
+        opt = make_optimizer(cfg, model, stage)
+        opt.load_state_dict(ckpt["optimizer"])
+        swad = _new_swad(cfg, stage)
+        if swad is not None and ckpt.get("swad") is not None:
+            swad.load_state_dict(ckpt["swad"], device)
+    except (RuntimeError, KeyError, IndexError, ValueError, TypeError) as err:
+        raise CheckpointError(f"the checkpoint in {cfg.out_dir or 'the run folder'}/ckpt was "
+                              f"written by another config ({config_diff(cfg, ckpt.get('config'))}; "
+                              f"{type(err).__name__})",
+                              "use a new --out_dir or the original settings") from None
+    set_rng_state(ckpt.get("rng"))
+    print(f"resumed at step {ckpt['step']} ({stage})")
+    return loop, opt, swad
+
+
+def _finish_swad(cfg: Config, swad: Swad, model: Student, eval_args) -> tuple[dict, dict]:
+    """Average the selected segments, recompute BatchNorm statistics on training batches unless
+    BatchNorm is frozen (official: no re-estimation with freeze_bn), and evaluate; returns
+    (metrics, state dict of the SWAD model), which the final checkpoint keeps."""
     data, split = eval_args[0], eval_args[1]
     swad.finalize()
     params = swad.averaged_parameters()
     averaged = copy.deepcopy(model)
     if params is not None:
-        batches = (collate(data, sample_batch_indices(split.train, cfg.batch_size,
-                                                      total_steps(cfg) + i, cfg.seed),
-                           augment=True)[0] for i in range(cfg.swad_bn_steps))
+        batches = None if cfg.freeze_bn else (
+            collate(data, sample_batch_indices(split.train, cfg.batch_size,
+                                               total_steps(cfg) + i, cfg.seed), augment=True)[0]
+            for i in range(cfg.swad_bn_steps))
         averaged = swad_model(averaged, params, batches)
     return eval_model(averaged, *eval_args), averaged.state_dict()
 
@@ -251,29 +327,3 @@ def _finish_swad(cfg: Config, swad: LossValley, model: Student, eval_args) -> tu
 def _snapshot(step: int, metrics: dict, model: nn.Module) -> dict:
     return {"step": step, "id_acc": metrics["id_acc"], "metrics": metrics,
             "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}}
-
-
-def evaluate(ckpt_path: str | Path) -> dict:
-    """Re-evaluate a run's selected model and the teacher's zero-shot on the same split."""
-    from .components import rebuild_from_checkpoint
-
-    ckpt = load_checkpoint(ckpt_path)
-    cfg, model, teacher = rebuild_from_checkpoint(ckpt)
-    device = resolve_device(cfg.device)
-    data = build_data(cfg)
-    split = leave_one_domain_out([len(e) for e in data.envs], cfg.test_domain,
-                                 cfg.holdout_fraction, cfg.seed)
-    eval_args = (data, split, cfg.eval_batch_size, device)
-    out: dict = {"method": cfg.method, "teacher_access": cfg.teacher_access,
-                 "test_domain": data.domains[cfg.test_domain], "domains": data.domains}
-    if teacher is not None:
-        teacher.to(device).eval()
-        emb = teacher.class_embeddings(data.classes).to(device)
-        scale = teacher.scale()
-        out["teacher_zeroshot"] = domain_accuracies(
-            lambda x: scale * teacher.encode_image(x) @ emb.t(), *eval_args)
-    if model is not None:
-        out["student"] = eval_model(model.to(device), *eval_args)
-        out["selected_step"] = ckpt["selected"]["step"] if ckpt.get("selected") else ckpt["step"]
-        out["final_model"] = "swad" if ckpt.get("swad_model") else "selected"
-    return out

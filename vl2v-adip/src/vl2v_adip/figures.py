@@ -30,3 +30,21 @@ def plot_domain_accuracies(results: dict[str, dict[str, float]], domains: list[s
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_align_loss(curves: dict[str, dict[int, float]], path: str | Path) -> None:
+    """Align-stage loss against step, one line per run group (`curves[name][step] = loss`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    for name, curve in curves.items():
+        ax.plot(list(curve), list(curve.values()), marker="o", ms=3, label=name)
+    ax.set_xlabel("Align step")
+    ax.set_ylabel("align loss (50-step mean)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .runtime import CheckpointError, ConfigError, MissingPathError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -37,10 +39,12 @@ class Normalize(nn.Module):
 class SmallCNN(nn.Module):
     """Four conv stages (3x3 conv, BN, ReLU, 2x2 max-pool) + global average pool -> [B, F]."""
 
-    def __init__(self, width: int = 32, out_dim: int | None = None) -> None:
+    def __init__(self, width: int = 32, out_dim: int | None = None,
+                 mean: tuple[float, ...] = IMAGENET_MEAN,
+                 std: tuple[float, ...] = IMAGENET_STD) -> None:
         super().__init__()
         chans = [3, width, 2 * width, 4 * width, 4 * width]
-        layers: list[nn.Module] = [Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        layers: list[nn.Module] = [Normalize(mean, std)]
         for c_in, c_out in itertools.pairwise(chans):
             layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
                        nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)]
@@ -69,9 +73,21 @@ class TimmBackbone(nn.Module):
             kwargs["img_size"] = image_size
         if weights:
             if not Path(weights).is_file():
-                raise FileNotFoundError(f"student weights not found: {weights}")
+                raise MissingPathError(f"student weights not found: {weights}",
+                                       "an ImageNet state-dict file for --student_weights")
             kwargs.update(pretrained=True, pretrained_cfg_overlay={"file": str(weights)})
-        self.net = timm.create_model(name, **kwargs)
+        try:
+            self.net = timm.create_model(name, **kwargs)
+        except Exception as err:
+            if "Unknown model" in str(err):
+                raise ConfigError(f"student_arch={name!r} is not a timm model",
+                                  "e.g. resnet50, vit_small_patch16_224") from None
+            if not weights:
+                raise
+            raise CheckpointError(f"student weights {weights} could not be read or do not fit "
+                                  f"{name} ({type(err).__name__})",
+                                  "an ImageNet .pth/.safetensors state dict of student_arch") \
+                from None
         self.norm = Normalize(IMAGENET_MEAN, IMAGENET_STD)
         self.image_size = image_size
         self.num_features = int(self.net.num_features)
@@ -118,7 +134,7 @@ class Student(nn.Module):
             assert class_embeddings is not None, "text head needs class embeddings"
             embed_dim = class_embeddings.shape[1]
             if not use_projection and feat != embed_dim:
-                raise ValueError(f"backbone features {feat} != embedding size {embed_dim}")
+                raise CheckpointError(f"backbone features {feat} != embedding size {embed_dim}")
             self.proj = nn.Linear(feat, embed_dim) if use_projection else nn.Identity()
             self.classifier = TextClassifier(class_embeddings, logit_scale)
         elif head == "linear":

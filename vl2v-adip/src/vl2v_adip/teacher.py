@@ -27,10 +27,14 @@ from torch import nn
 from tqdm import trange
 
 from .losses import clip_contrastive_loss
+from .model import IMAGENET_MEAN, IMAGENET_STD, Normalize
+from .runtime import CheckpointError, MissingPathError
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-ZERO_SHOT_TEMPLATES = ("a photo of a {}.", "an image of a {}.", "a {}.")  # averaged (Sec. 4)
+INPUT_NORMS = {"clip": (CLIP_MEAN, CLIP_STD), "imagenet": (IMAGENET_MEAN, IMAGENET_STD)}
+OFFICIAL_TEMPLATES = ("a photo of a {}",)  # official prompt_style 2 (the default)
+ZERO_SHOT_TEMPLATES = ("a photo of a {}.", "an image of a {}.", "a {}.")  # earlier default
 PRETRAIN_TEMPLATES = ("a photo of a {c}.", "an image of a {c}.", "a {c}.", "a {d} image of a {c}.",
                       "a {d} {c}.")
 TEACHER_KIND = "vl2v_adip_teacher"
@@ -91,15 +95,14 @@ class ImageTower(nn.Module):
     def __init__(self, vision_model: nn.Module, projection: nn.Module, image_size: int) -> None:
         super().__init__()
         self.vision_model, self.projection, self.image_size = vision_model, projection, image_size
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
+        self.norm = Normalize(CLIP_MEAN, CLIP_STD)  # swapped by ClipTeacher.set_input_norm
         self.num_features = projection.out_features
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
             images = F.interpolate(images, size=(self.image_size, self.image_size),
                                    mode="bicubic", align_corners=False).clamp(0, 1)
-        pooled = self.vision_model(pixel_values=(images - self.mean) / self.std).pooler_output
+        pooled = self.vision_model(pixel_values=self.norm(images)).pooler_output
         return self.projection(pooled)  # [B, D]
 
 
@@ -118,6 +121,7 @@ class ClipTeacher(nn.Module):
         self.tokenizer = tokenizer
         self.logit_scale = nn.Parameter(torch.tensor(float(logit_scale)))
         self.embed_dim = int(text_projection.out_features)
+        self.input_norm = "clip"
 
     @classmethod
     def from_hf_clip(cls, model: nn.Module, tokenizer) -> ClipTeacher:
@@ -125,6 +129,19 @@ class ClipTeacher(nn.Module):
                            int(model.config.vision_config.image_size))
         return cls(tower, model.text_model, model.text_projection, tokenizer,
                    float(model.logit_scale.detach()))
+
+    def set_input_norm(self, kind: str) -> ClipTeacher:
+        """Which mean/std the image tower subtracts from [0, 1] images: "clip" (CLIP's own
+        pre-processing) or "imagenet" (the official code hands CLIP the DomainBed tensors,
+        normalised with ImageNet statistics). Applies to white-box copies made afterwards."""
+        mean, std = INPUT_NORMS[kind]
+        norms = [m for m in self.image_tower.modules() if isinstance(m, Normalize)]
+        assert norms, "image tower without a Normalize module"
+        for m in norms[:1]:
+            m.mean.copy_(torch.tensor(mean).view(1, 3, 1, 1))
+            m.std.copy_(torch.tensor(std).view(1, 3, 1, 1))
+        self.input_norm = kind
+        return self
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] in [0, 1] -> normalised image embeddings [B, D]."""
@@ -143,7 +160,7 @@ class ClipTeacher(nn.Module):
 
     @torch.no_grad()
     def class_embeddings(self, class_names: list[str],
-                         templates: tuple[str, ...] = ZERO_SHOT_TEMPLATES) -> torch.Tensor:
+                         templates: tuple[str, ...] = OFFICIAL_TEMPLATES) -> torch.Tensor:
         """Zero-shot classifier weights [C, D]: per class, normalise each template's embedding,
         average over templates, re-normalise (official `get_zeroshot_classifier`)."""
         rows = []
@@ -178,8 +195,9 @@ class BlackBoxTeacher:
         return self._teacher.encode_image(images).detach()
 
     @torch.no_grad()
-    def class_embeddings(self, class_names: list[str]) -> torch.Tensor:
-        return self._teacher.class_embeddings(class_names).detach()
+    def class_embeddings(self, class_names: list[str],
+                         templates: tuple[str, ...] = OFFICIAL_TEMPLATES) -> torch.Tensor:
+        return self._teacher.class_embeddings(class_names, templates).detach()
 
     def scale(self) -> float:
         return self._teacher.scale()
@@ -196,8 +214,9 @@ def build_stand_in(class_names: list[str], domain_words: list[str], width: int,
 
     tok = WordTokenizer.build(stand_in_vocab(class_names, domain_words))
     text_cfg = stand_in_text_config(len(tok.vocab), 64)
-    return ClipTeacher(SmallCNN(width, out_dim=embed_dim), CLIPTextModel(text_cfg),
-                       nn.Linear(64, embed_dim, bias=False), tok)
+    # pre-trained with CLIP's input statistics, like CLIP (see set_input_norm)
+    tower = SmallCNN(width, out_dim=embed_dim, mean=CLIP_MEAN, std=CLIP_STD)
+    return ClipTeacher(tower, CLIPTextModel(text_cfg), nn.Linear(64, embed_dim, bias=False), tok)
 
 
 def save_teacher(teacher: ClipTeacher, path: str | Path) -> None:
@@ -217,31 +236,52 @@ def save_teacher(teacher: ClipTeacher, path: str | Path) -> None:
 
 def load_teacher(path: str | Path) -> ClipTeacher:
     """Load a teacher: a Hugging Face CLIP folder (config.json + weights + tokenizer files, e.g.
-    openai/clip-vit-base-patch16 saved locally) or a `.pt` written by `save_teacher`."""
+    openai/clip-vit-base-patch16 saved locally) or a `.pt` written by `save_teacher`.
+
+    Raises:
+        MissingPathError: nothing at `path`.
+        CheckpointError: the folder or file is not a readable teacher.
+    """
     path = Path(path)
+    where = "a HF CLIP folder (save_pretrained) or a teacher.pt written by a train.py run"
     if path.is_dir():
         from transformers import CLIPModel, CLIPTokenizer
 
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a Hugging Face CLIP folder (no config.json)")
-        model = CLIPModel.from_pretrained(path, local_files_only=True)
-        tok = CLIPTokenizer.from_pretrained(path, local_files_only=True)
+            raise CheckpointError(f"{path} is not a Hugging Face CLIP folder (no config.json)",
+                                  where)
+        try:
+            model = CLIPModel.from_pretrained(path, local_files_only=True)
+            tok = CLIPTokenizer.from_pretrained(path, local_files_only=True)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
+            raise CheckpointError(f"not a readable CLIP teacher: {path} ({type(err).__name__})",
+                                  where) from None
         return ClipTeacher.from_hf_clip(model, tok)
     if not path.is_file():
-        raise FileNotFoundError(f"teacher not found: {path} (a HF CLIP folder or a teacher .pt)")
+        raise MissingPathError(f"teacher not found: {path}", where)
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from .model import SmallCNN
 
-    blob = torch.load(path, map_location="cpu", weights_only=True)
-    if not isinstance(blob, dict) or blob.get("kind") != TEACHER_KIND:
-        raise ValueError(f"{path} is not a teacher file written by save_teacher")
-    text_cfg = CLIPTextConfig.from_dict(blob["text_config"])
-    teacher = ClipTeacher(SmallCNN(blob["image_width"], out_dim=blob["embed_dim"]),
-                          CLIPTextModel(text_cfg),
-                          nn.Linear(text_cfg.hidden_size, blob["embed_dim"], bias=False),
-                          WordTokenizer(blob["vocab"]))
-    teacher.load_state_dict(blob["state"], strict=True)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - reason written by us, see runtime.load_checkpoint
+        raise CheckpointError(f"not a readable teacher file: {path} (damaged, truncated or not "
+                              "a PyTorch file)", where) from None
+    keys = {"kind", "text_config", "image_width", "embed_dim", "vocab", "state"}
+    if not isinstance(blob, dict) or blob.get("kind") != TEACHER_KIND or not keys <= set(blob):
+        raise CheckpointError(f"{path} is not a teacher file written by save_teacher", where)
+    try:
+        text_cfg = CLIPTextConfig.from_dict(blob["text_config"])
+        teacher = ClipTeacher(SmallCNN(blob["image_width"], out_dim=blob["embed_dim"],
+                                       mean=CLIP_MEAN, std=CLIP_STD),
+                              CLIPTextModel(text_cfg),
+                              nn.Linear(text_cfg.hidden_size, blob["embed_dim"], bias=False),
+                              WordTokenizer(blob["vocab"]))
+        teacher.load_state_dict(blob["state"], strict=True)
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(f"teacher file {path} does not match its own sizes "
+                              f"({type(err).__name__})", where) from None
     return teacher.eval()
 
 
@@ -286,3 +326,46 @@ def pretrain_teacher(teacher: ClipTeacher, images: torch.Tensor, labels: torch.T
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
     teacher.eval()
     return losses
+
+
+def write_clip_tokenizer(folder: str | Path) -> None:
+    """A CLIPTokenizer with CLIP's byte-level alphabet and no merges (vocab.json, merges.txt):
+    every word becomes its characters. Enough to run a random-init CLIP stand-in through the
+    real tokenizer class; the text embeddings of such a stand-in mean nothing."""
+    import json
+
+    # GPT-2 / CLIP byte-level alphabet: printable bytes map to themselves, the other bytes to
+    # code points from 256 upwards
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1),
+                 *range(ord("®"), ord("ÿ") + 1)]
+    chars = [chr(b) for b in printable]
+    chars += [chr(256 + n) for n in range(256 - len(printable))]
+    vocab = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+
+
+def write_clip_stand_in(folder: str | Path, seed: int = 0) -> Path:
+    """Random-init CLIP ViT-B/16 at the paper's sizes (image 224, patch 16, width 768 x 12
+    layers, text width 512 x 12 layers, embedding D = 512), saved as a Hugging Face folder that
+    `load_teacher` reads like real CLIP weights. For smoke runs and benchmarks only."""
+    from transformers import CLIPConfig, CLIPModel
+
+    folder = Path(folder)
+    if (folder / "config.json").is_file():
+        return folder
+    vision = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+              "num_attention_heads": 12, "image_size": 224, "patch_size": 16}
+    text = {"hidden_size": 512, "intermediate_size": 2048, "num_hidden_layers": 12,
+            "num_attention_heads": 8, "max_position_embeddings": 77,
+            "bos_token_id": 512, "eos_token_id": 513, "pad_token_id": 513}  # write_clip_tokenizer
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=512))
+    tmp = folder.with_name(folder.name + ".tmp")
+    model.save_pretrained(tmp)
+    write_clip_tokenizer(tmp)
+    tmp.rename(folder)
+    return folder
