@@ -66,6 +66,8 @@ def test_unreadable_checkpoint_is_a_checkpoint_error(tmp_path, kind):
     text = str(info.value)
     assert text.startswith("not a readable checkpoint of alpha-invariance: ")
     assert str(bad) in text and "weights_only" not in text and "\n" not in text
+    if kind in ("truncated", "empty"):
+        assert "truncated or corrupted" in text, text
 
 
 def test_missing_checkpoint(tmp_path):

@@ -33,7 +33,8 @@ def test_train_resume_eval_on_cuda(tiny_argv, tmp_path):
     assert a["step"] == b["step"] == 4 and "torch_cuda" in b["rng"]
     for key in a["model"]:
         torch.testing.assert_close(a["model"][key], b["model"][key], msg=key)
-    records = [json.loads(x) for x in (tmp_path / "part" / "metrics.jsonl").read_text().split()]
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(x) for x in lines]
     train = [r for r in records if r["split"] == "train"]
     assert train and all(r["cuda_max_mem_mib"] > 0 for r in train)
     report = _script("eval").main(["--ckpt", str(tmp_path / "part" / "ckpt" / "last.pt"),

@@ -186,6 +186,8 @@ def _unreadable_reason(err: BaseException) -> str:
         return "a folder, not a file"
     if isinstance(err, PermissionError):
         return "permission denied"
+    if isinstance(err, OSError):  # torch's zip reader on a cut-off archive: EINVAL
+        return "truncated or corrupted file"
     return f"unreadable ({type(err).__name__})"
 
 

@@ -33,12 +33,13 @@ def _run(cmd: list[str], log: Path) -> tuple[int, float, float, str]:
     return code, time.perf_counter() - start, usage.ru_maxrss / 1024, log.read_text()
 
 
-def smoke_family(family: str, out: Path, device: str, batch: int | None, crop: int) -> dict:
+def smoke_family(family: str, out: Path, device: str, batch: int | None, crop: int,
+                 preset: Path = PAPER) -> dict:
     """train 2 steps, resume to 3, eval; one record with times, memory and the outcome."""
     run = out / family / "run"
     data = ["--data_kind", "synthetic", "--data_num_train_views", "2",
             "--data_num_test_views", "1", "--eval_num_views", "1", "--eval_crop", str(crop)]
-    common = [sys.executable, "train.py", "--config", str(PAPER), "--model_family", family,
+    common = [sys.executable, "train.py", "--config", str(preset), "--model_family", family,
               *data, "--device", device, "--out_dir", str(run)]
     if batch:
         common += ["--batch_rays", str(batch)]
@@ -74,17 +75,17 @@ def _records(run: Path) -> list[dict]:
 
 
 def run_smoke(out: str, device: str, batch: int | None, families: list[str],
-              crop: int = 32) -> dict:
-    """All families; writes <out>/smoke.json and returns it."""
+              crop: int = 32, preset: Path = PAPER) -> dict:
+    """All families; writes <out>/smoke.json and returns it (`preset`: tests use tiny.toml)."""
     import torch
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    paper = load_config(PAPER)
+    paper = load_config(preset)
     start = time.perf_counter()
-    recs = [smoke_family(f, out_dir, device, batch, crop) for f in families]
+    recs = [smoke_family(f, out_dir, device, batch, crop, preset) for f in families]
     mem = [r["cuda_max_mem_mib"] for r in recs if r["cuda_max_mem_mib"] is not None]
     failed = [f"{r['family']}: {r['error']}" for r in recs if not r["ok"]]
     summary = {
