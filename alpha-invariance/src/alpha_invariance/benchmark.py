@@ -72,17 +72,13 @@ def nerfstudio_comparison(rays_o, rays_d, rgb, samples: int, repeats: int, devic
     except ImportError:
         return {"skipped": "nerfstudio not installed (pip install -e '.[nerfstudio]')"}
 
-    class _NoLPIPS(torch.nn.Module):  # torchmetrics LPIPS would download AlexNet weights
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__()
+    from .ns_plugin import lpips_backbone
 
-    import torchmetrics.image.lpip as tm_lpip
-
-    tm_lpip.LearnedPerceptualImagePatchSimilarity = _NoLPIPS
     box = SceneBox(aabb=torch.tensor([[-1.1] * 3, [1.1] * 3]))
     cfg = ns_nerfacto.NerfactoModelConfig(implementation="torch", near_plane=1.0, far_plane=5.0,
                                           disable_scene_contraction=True)
-    stock = cfg.setup(scene_box=box, num_train_data=1).to(device)
+    with lpips_backbone("random"):  # the metric is unused here; never download AlexNet
+        stock = cfg.setup(scene_box=box, num_train_data=1).to(device)
     opt_stock = torch.optim.Adam(stock.parameters(), lr=1e-2, eps=1e-15)
     n = rays_o.shape[0]
 
