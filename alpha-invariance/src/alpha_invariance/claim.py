@@ -17,15 +17,15 @@ from .engine import fit, load_data, load_model, render_view
 from .figures import save_psnr_vs_k, save_renders_by_k
 from .runtime import load_checkpoint
 
-TINY = Path(__file__).resolve().parents[2] / "configs" / "tiny.toml"
+CLAIM = Path(__file__).resolve().parents[2] / "configs" / "claim.toml"
 NS_ROW = "nerfstudio_nerfacto"
 
 
 def _our_cell(family: str, recipe: bool, k: float, seed: int, steps: int, run: Path,
               extra: list[str]) -> dict:
-    argv = ["--config", str(TINY), "--model_family", family, "--recipe", str(recipe).lower(),
+    argv = ["--config", str(CLAIM), "--model_family", family, "--recipe", str(recipe).lower(),
             "--data_scene_scale", str(k), "--steps", str(steps), "--seed", str(seed),
-            "--out_dir", str(run), "--eval_num_views", "2", "--save_every", str(10**9), *extra]
+            "--out_dir", str(run), *extra]
     cfg = parse_config(argv)
     res = fit(cfg)
     init = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
@@ -38,12 +38,14 @@ def _our_cell(family: str, recipe: bool, k: float, seed: int, steps: int, run: P
 def _ns_cell(recipe: bool, k: float, seed: int, steps: int, extra: list[str]) -> dict:
     from .ns_claim import run_nerfstudio_nerfacto
 
-    cfg = parse_config(["--config", str(TINY), "--data_scene_scale", str(k), "--seed", str(seed),
-                        "--steps", str(steps), *extra])
+    cfg = parse_config(["--config", str(CLAIM), "--model_family", "nerfacto",
+                        "--data_scene_scale", str(k), "--seed", str(seed), "--steps", str(steps),
+                        *extra])
     data = load_data(cfg)
-    return run_nerfstudio_nerfacto(data, recipe, steps, cfg.batch_rays, seed, num_views=2,
+    return run_nerfstudio_nerfacto(data, recipe, steps, cfg.batch_rays, seed,
+                                   num_views=cfg.eval_num_views,
                                    num_train=cfg.data_num_train_views, lr=cfg.lr,
-                                   device="cpu")
+                                   target_transmittance=cfg.recipe_target_transmittance)
 
 
 def run_claim_check(families: list[str], scales: list[float], steps: int, out_dir: str,

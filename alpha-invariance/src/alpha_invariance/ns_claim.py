@@ -115,11 +115,12 @@ def evaluate_nerfacto(model, data: SceneData, num_views: int, chunk: int = 4096)
 
 def run_nerfstudio_nerfacto(data: SceneData, recipe: bool, steps: int, batch_rays: int,
                             seed: int, num_views: int, num_train: int, lr: float = 1e-2,
-                            device: str = "cpu") -> dict:
+                            target_transmittance: float = 0.99, device: str = "cpu") -> dict:
     """One claim-check cell: build, measure init transmittance, train, evaluate."""
     torch.manual_seed(seed)
     t0 = time.time()
-    model = build_nerfacto(data, recipe, num_train, torch.device(device), **small_nerfacto_args())
+    model = build_nerfacto(data, recipe, num_train, torch.device(device),
+                           target_transmittance=target_transmittance, **small_nerfacto_args())
     with torch.no_grad():
         model.eval()
         idx = torch.randint(0, data.rays_o.shape[0], (256,), generator=torch.Generator()
