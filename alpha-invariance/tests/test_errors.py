@@ -130,3 +130,23 @@ def test_ssim_on_images_smaller_than_its_window():
     x = torch.rand(8, 8, 3, generator=torch.Generator().manual_seed(0))
     assert ssim(x, x) == pytest.approx(1.0)
     assert ssim(x, 1 - x) < 0.5
+
+
+def test_eval_main_raises_checkpoint_errors(tmp_path, real_ckpt):
+    """main() itself raises (cli() turns it into the one line)."""
+    from alpha_invariance.runtime import CheckpointError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("x")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(Path(real_ckpt).read_bytes()[:1000])
+    for ckpt in (notes, cut, tmp_path / "missing.pt"):
+        with pytest.raises(CheckpointError):
+            _script("eval").main(["--ckpt", str(ckpt)])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the no-CUDA branch")
+def test_bench_gpu_without_cuda(capsys, tmp_path):
+    result = _script("bench").main(["--gpu", "--json", str(tmp_path / "b.json")])
+    assert result == {} and "no CUDA: GPU figures skipped" in capsys.readouterr().out
+    assert not (tmp_path / "b.json").exists()
