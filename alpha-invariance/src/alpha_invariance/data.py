@@ -147,6 +147,33 @@ def write_nerfstudio_capture(root: str | Path, image_size: int = 16, num_views: 
     return root
 
 
+def write_blender_capture(root: str | Path, image_size: int = 800, num_train: int = 2,
+                          num_test: int = 1, seed: int = 0) -> Path:
+    """Write the analytic sphere scene (k = 1, white background) in the NeRF-Blender layout
+    (transforms_{train,test}.json + RGB PNGs, camera_angle_x) at `image_size` pixels, e.g. the
+    paper's 800 x 800, so that paper-preset runs read it through `load_blender` (smoke.py)."""
+    from PIL import Image
+
+    root = Path(root)
+    data = make_synthetic(image_size, num_train, num_test, seed=seed)
+    train = [View(data.rays_o[i * image_size ** 2:(i + 1) * image_size ** 2], data.rays_d[:1],
+                  data.rgb[i * image_size ** 2:(i + 1) * image_size ** 2], image_size,
+                  image_size) for i in range(num_train)]
+    fov = 2 * math.radians(20.0)  # make_synthetic's 40-degree field of view
+    rigs = {"train": camera_rig(num_train, 3.0, seed=seed), "test": camera_rig(num_test, 3.0,
+                                                                              seed=seed + 1000)}
+    for split, views in (("train", train), ("test", data.test_views)):
+        (root / split).mkdir(parents=True, exist_ok=True)
+        frames = []
+        for i, (view, c2w) in enumerate(zip(views, rigs[split])):
+            img = view.rgb.view(image_size, image_size, 3).clamp(0, 1).numpy() * 255
+            Image.fromarray(img.round().astype(np.uint8)).save(root / split / f"r_{i}.png")
+            frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w.tolist()})
+        (root / f"transforms_{split}.json").write_text(
+            json.dumps({"camera_angle_x": fov, "frames": frames}, indent=1))
+    return root
+
+
 # ----------------------------------------------------------------------------- real data
 
 
