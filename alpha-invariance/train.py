@@ -2,9 +2,13 @@
 
     python train.py --config configs/tiny.toml --out_dir runs/demo
     python train.py --config configs/paper.toml --model_family dvgo --data_scene_scale 10
+Every Config field is a `--field value` override (see configs/paper.toml). A user error prints
+one line `error: ...` and exits with status 2; add --debug for the traceback.
 """
 
 from __future__ import annotations
+
+from alpha_invariance.runtime import cli
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -18,4 +22,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

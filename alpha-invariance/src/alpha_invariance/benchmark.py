@@ -72,17 +72,13 @@ def nerfstudio_comparison(rays_o, rays_d, rgb, samples: int, repeats: int, devic
     except ImportError:
         return {"skipped": "nerfstudio not installed (pip install -e '.[nerfstudio]')"}
 
-    class _NoLPIPS(torch.nn.Module):  # torchmetrics LPIPS would download AlexNet weights
-        def __init__(self, *args, **kwargs) -> None:
-            super().__init__()
+    from .ns_plugin import lpips_backbone
 
-    import torchmetrics.image.lpip as tm_lpip
-
-    tm_lpip.LearnedPerceptualImagePatchSimilarity = _NoLPIPS
     box = SceneBox(aabb=torch.tensor([[-1.1] * 3, [1.1] * 3]))
     cfg = ns_nerfacto.NerfactoModelConfig(implementation="torch", near_plane=1.0, far_plane=5.0,
                                           disable_scene_contraction=True)
-    stock = cfg.setup(scene_box=box, num_train_data=1).to(device)
+    with lpips_backbone("random"):  # the metric is unused here; never download AlexNet
+        stock = cfg.setup(scene_box=box, num_train_data=1).to(device)
     opt_stock = torch.optim.Adam(stock.parameters(), lr=1e-2, eps=1e-15)
     n = rays_o.shape[0]
 
@@ -114,6 +110,61 @@ def nerfstudio_comparison(rays_o, rays_d, rgb, samples: int, repeats: int, devic
             "ratio_ours_over_stock": round(ours_rps / stock_rps, 3),
             "note": "stock = proposal sampler (256+96) + 48 field samples, torch hash grid; "
                     f"ours = {samples} uniform samples, torch hash grid"}
+
+
+def nerfacc_composite(num_rays: int, samples: int, repeats: int, device) -> dict:
+    """Our log-space compositor vs nerfacc's CUDA scan kernels (packed rays), same densities.
+
+    Reports both speeds and the largest weight difference (a parity check of the two paths).
+    """
+    try:
+        import nerfacc
+        from nerfacc.cuda import _backend  # noqa: F401 - JIT-built CUDA extension
+    except Exception as err:  # noqa: BLE001 - report why the CUDA path is unavailable
+        return {"skipped": f"nerfacc CUDA extension unavailable: {type(err).__name__}: {err}"[:300]}
+    from .render import composite
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    sigma = torch.rand(num_rays, samples, device=device, generator=gen) * 20
+    delta = torch.full_like(sigma, 4.0 / samples)
+    t_starts = torch.cumsum(delta, -1) - delta  # [R, S]
+    rgb = torch.rand(num_rays, samples, 3, device=device, generator=gen)
+    ray_indices = torch.arange(num_rays, device=device).repeat_interleave(samples)
+
+    def ours():
+        return composite(sigma * delta, rgb, t_starts + delta / 2)["weights"]
+
+    def theirs():
+        weights, _, _ = nerfacc.render_weight_from_density(
+            t_starts.reshape(-1), (t_starts + delta).reshape(-1), sigma.reshape(-1),
+            ray_indices=ray_indices, n_rays=num_rays)
+        return weights
+
+    diff = float((ours().reshape(-1) - theirs()).abs().max())
+    t_ours, t_theirs = _best_time(ours, repeats, device), _best_time(theirs, repeats, device)
+    return {"ours_rays_per_s": round(num_rays / t_ours, 1),
+            "nerfacc_packed_rays_per_s": round(num_rays / t_theirs, 1),
+            "ratio_ours_over_nerfacc": round(t_theirs / t_ours, 3),
+            "max_abs_weight_diff": diff}
+
+
+def gpu_benchmark(num_rays: int = 4096, samples: int = 192, repeats: int = 3) -> dict:
+    """The GPU figures of issue 24 (bench.py --gpu): families, nerfacc, nerfstudio on CUDA."""
+    device = torch.device("cuda")
+    data = make_synthetic(image_size=64, num_train=1, num_test=1)
+    idx = torch.randperm(data.rays_o.shape[0], generator=torch.Generator().manual_seed(0))
+    idx = idx.repeat(num_rays // idx.numel() + 1)[:num_rays]
+    rays = [data.rays_o[idx].to(device), data.rays_d[idx].to(device), data.rgb[idx].to(device)]
+    result = {"device": torch.cuda.get_device_name(device), "rays": num_rays,
+              "samples_per_ray": samples,
+              "families": family_throughput(*rays, samples, repeats, device)}
+    result["nerfacc_composite"] = nerfacc_composite(num_rays, samples, repeats, device)
+    try:
+        result["nerfacto_vs_nerfstudio"] = nerfstudio_comparison(*rays, 48, repeats, device)
+    except (RuntimeError, ValueError, TypeError, AttributeError) as err:
+        result["nerfacto_vs_nerfstudio"] = {"error": f"{type(err).__name__}: {err}"[:300]}
+    result["cuda_max_mem_mib"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return result
 
 
 def run_benchmark(num_rays: int = 512, samples: int = 48, repeats: int = 5,

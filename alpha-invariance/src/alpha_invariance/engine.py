@@ -10,16 +10,21 @@ import torch
 from tqdm import trange
 
 from .config import Config, config_from_dict, config_to_json
-from .data import SceneData, View, build_scene_data
+from .data import SceneData, View, build_scene_data, crop_view
 from .model import ModelSpec, RadianceFieldModel
 from .runtime import (
+    CheckpointError,
     MetricsLogger,
+    UserError,
     load_checkpoint,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
+    rng_state,
     save_checkpoint,
     seed_everything,
     set_determinism,
+    set_rng_state,
 )
 
 
@@ -104,21 +109,34 @@ def build_model(cfg: Config, data: SceneData, device: torch.device) -> RadianceF
 
 
 def load_model(ckpt: dict, device: torch.device | str = "cpu",
-               expect_family: str | None = None) -> RadianceFieldModel:
-    """Rebuild the model from ckpt['spec'] and load weights strictly."""
-    if "spec" not in ckpt or "model" not in ckpt:
-        raise ValueError("checkpoint lacks 'spec'/'model': not an alpha-invariance model checkpoint")
-    spec_dict = dict(ckpt["spec"])
-    spec_dict["bbox"] = tuple(tuple(c) for c in spec_dict["bbox"])
-    spec = ModelSpec(**spec_dict)
-    if expect_family is not None and spec.family != expect_family:
-        raise ValueError(f"checkpoint holds a {spec.family!r} model (recipe={spec.recipe}), "
-                         f"but the config asks for {expect_family!r}")
+               expect: ModelSpec | None = None) -> RadianceFieldModel:
+    """Rebuild the model from ckpt['spec'] and load weights strictly.
+
+    `expect`: the spec the current config builds; a checkpoint of another family, variant or
+    size raises CheckpointError naming the fields that differ.
+    """
+    try:
+        spec_dict = dict(ckpt["spec"])
+        spec_dict["bbox"] = tuple(tuple(float(v) for v in c) for c in spec_dict["bbox"])
+        spec = ModelSpec(**spec_dict)
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError("checkpoint has no valid model spec",
+                              f"{type(err).__name__}; was it written by this version?") from None
+    if expect is not None:
+        diff = {f.name: (getattr(spec, f.name), getattr(expect, f.name))
+                for f in dataclasses.fields(ModelSpec)
+                if f.name not in ("near", "far", "bbox") and getattr(spec, f.name) !=
+                getattr(expect, f.name)}
+        if diff:
+            text = ", ".join(f"{k}: checkpoint {a!r} vs config {b!r}" for k, (a, b) in diff.items())
+            raise CheckpointError(f"checkpoint holds another model configuration ({text})",
+                                  "use a new --out_dir or the checkpoint's settings")
     model = RadianceFieldModel(spec)
     try:
         model.load_state_dict(ckpt["model"], strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint does not match the {spec.family} architecture: {err}") from err
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint weights do not match the {spec.family} architecture",
+                              f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
     return model.to(device)
 
 
@@ -138,20 +156,27 @@ def fit(cfg: Config) -> dict[str, float]:
                            project="alpha-invariance")
     start = 0
     last = run_dir / "ckpt" / "last.pt"
-    if last.is_file():  # resume
-        ckpt = load_checkpoint(last)
-        model = load_model(ckpt, device, expect_family=cfg.model_family)
+    ckpt = resume_checkpoint(last.parent)
+    if ckpt is not None:  # resume (last.pt, or last.prev.pt when last.pt is unreadable)
+        model = load_model(ckpt, device, expect=model.spec)
         optimizer = torch.optim.Adam(model.param_groups(cfg.lr, cfg.lr_grid), eps=1e-15)
-        optimizer.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["generator"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+            gen.set_state(ckpt["generator"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as err:
+            raise CheckpointError(f"checkpoint in {last.parent} has no usable optimizer/RNG state",
+                                  type(err).__name__) from None
+        set_rng_state(ckpt.get("rng", {}))
         start = int(ckpt["step"])
+        print(f"resumed from {last.parent} at step {start}", flush=True)
     else:
         logger.log(0, split="init", **init_statistics(model, data, seed=cfg.seed))
 
     def save(step: int) -> None:
         save_checkpoint(last, step=step, config=dataclasses.asdict(cfg),
                         spec=dataclasses.asdict(model.spec), model=model.state_dict(),
-                        optimizer=optimizer.state_dict(), generator=gen.get_state())
+                        optimizer=optimizer.state_dict(), generator=gen.get_state(),
+                        rng=rng_state())
 
     bar = trange(start, cfg.steps, desc=f"{cfg.model_family} k={cfg.data_scene_scale:g}",
                  disable=cfg.steps - start < 2, mininterval=10)
@@ -162,16 +187,24 @@ def fit(cfg: Config) -> dict[str, float]:
         metrics = train_step(model, optimizer, data.rays_o[idx].to(device),
                              data.rays_d[idx].to(device), data.rgb[idx].to(device), step, gen)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            if device.type == "cuda":  # issue 24: peak CUDA memory in every train record
+                metrics["cuda_max_mem_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
             logger.log(step + 1, progress=bar, **metrics)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
             logger.log(step + 1, split="test", **evaluate_model(model, data, cfg)["mean"])
         if (step + 1) % cfg.save_every == 0:
             save(step + 1)
-    save(max(cfg.steps, start))
+    if start < cfg.steps and cfg.steps % cfg.save_every != 0 or ckpt is None and cfg.steps == 0:
+        save(cfg.steps)  # the final state, unless the loop just saved it (or nothing ran)
     final = evaluate_model(model, data, cfg)["mean"]
     logger.log(max(cfg.steps, start), split="test", **final)
     logger.close()
     return {**final, "run_dir": str(run_dir)}
+
+
+def eval_views(data: SceneData, cfg: Config) -> list[View]:
+    """The held-out views evaluated: the first eval_num_views (0 = all), cropped to eval_crop."""
+    return [crop_view(v, cfg.eval_crop) for v in data.test_views[: cfg.eval_num_views or None]]
 
 
 def evaluate_model(model: RadianceFieldModel, data: SceneData, cfg: Config,
@@ -179,7 +212,7 @@ def evaluate_model(model: RadianceFieldModel, data: SceneData, cfg: Config,
     """Metrics on the held-out views; per-view lists and means."""
     from .metrics import psnr, ssim
 
-    views = data.test_views[: cfg.eval_num_views or None]
+    views = eval_views(data, cfg)
     per_view, renders = [], []
     for view in views:
         out = render_view(model, view, cfg.eval_chunk)
@@ -197,30 +230,42 @@ def evaluate_model(model: RadianceFieldModel, data: SceneData, cfg: Config,
     return {"mean": mean, "per_view": per_view, "renders": renders}
 
 
-def evaluate(ckpt_path: str | Path, num_views: int = 0) -> dict:
-    """Load <run>/ckpt/last.pt, evaluate on held-out views, write <run>/eval/test.json + PNGs."""
+def evaluate(ckpt_path: str | Path, overrides: dict | None = None) -> dict:
+    """Load <run>/ckpt/last.pt, evaluate on held-out views, write <run>/eval/test.json + PNGs.
+
+    `overrides`: evaluation-only Config fields (eval_num_views, eval_crop, eval_chunk, device,
+    eval_lpips_weights); None values are ignored.
+    """
     from .figures import save_view_figure
     from .metrics import LPIPSMetric
 
     ckpt = load_checkpoint(ckpt_path)
-    cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
-    if num_views:
-        cfg = dataclasses.replace(cfg, eval_num_views=num_views)
+    try:
+        cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    except (UserError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"checkpoint {ckpt_path} holds an invalid config",
+                              str(err)[:300]) from None
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in (overrides or {}).items()
+                                      if v is not None})
     device = resolve_device(cfg.device)
     data = load_data(cfg)
-    model = load_model(ckpt, device, expect_family=cfg.model_family)
+    model = load_model(ckpt, device)
     lp = LPIPSMetric(cfg.eval_lpips_weights, device)
     result = evaluate_model(model, data, cfg, lpips_metric=lp)
     fresh = RadianceFieldModel(model.spec).to(device)  # same spec, fresh init (seeded)
     init = init_statistics(fresh, data, seed=cfg.seed)
     out_dir = Path(ckpt_path).resolve().parent.parent / "eval"
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot write {out_dir}: {type(err).__name__}",
+                        "evaluate a copy of the run folder that you can write to") from None
     report = {"family": cfg.model_family, "recipe": cfg.recipe, "scale_k": cfg.data_scene_scale,
               "step": int(ckpt["step"]), "lpips_backbone": "pretrained" if lp.pretrained_backbone
               else "random (no weights path given)", **result["mean"], **init,
               "per_view": result["per_view"]}
     (out_dir / "test.json").write_text(json.dumps(report, indent=2))
-    views = data.test_views[: cfg.eval_num_views or None]
+    views = eval_views(data, cfg)
     save_view_figure(out_dir / "renders.png", views, result["renders"],
                      title=f"{cfg.model_family} recipe={cfg.recipe} k={cfg.data_scene_scale:g}")
     return report

@@ -44,15 +44,17 @@ def save_view_figure(path: str | Path, views: list, renders: list[dict], title: 
     plt.close(fig)
 
 
-def save_psnr_vs_k(path: str | Path, table: dict[str, dict[str, dict[float, float]]]) -> None:
-    """table[family][variant][k] = PSNR; one panel per family, log-x axis."""
+def save_psnr_vs_k(path: str | Path, table: dict) -> None:
+    """table[family][variant][k] = (mean PSNR, std, seeds); one panel per family, log-x axis,
+    error bars = std over seeds."""
     plt = _plt()
     fams = list(table)
     fig, axes = plt.subplots(1, len(fams), figsize=(3.2 * len(fams), 3.0), squeeze=False)
     for ax, fam in zip(axes[0], fams):
         for variant, series in table[fam].items():
             ks = sorted(series)
-            ax.plot(ks, [series[k] for k in ks], marker="o", label=variant)
+            ax.errorbar(ks, [series[k][0] for k in ks], yerr=[series[k][1] for k in ks],
+                        marker="o", capsize=3, label=variant)
         ax.set_xscale("log")
         ax.set_title(fam, fontsize=9)
         ax.set_xlabel("scene scale k")
@@ -65,14 +67,15 @@ def save_psnr_vs_k(path: str | Path, table: dict[str, dict[str, dict[float, floa
 
 def save_renders_by_k(path: str | Path, rows: list[tuple[str, list[torch.Tensor]]],
                       ks: list[float]) -> None:
-    """Grid of renders: rows = (label, [image at each k]) and columns = k."""
+    """Grid of renders: rows = (label, [image at each k, or None]) and columns = k."""
     plt = _plt()
     fig, axes = plt.subplots(len(rows), len(ks), figsize=(1.9 * len(ks), 1.9 * len(rows)),
                              squeeze=False)
     for r, (label, imgs) in enumerate(rows):
         for c, img in enumerate(imgs):
             ax = axes[r, c]
-            ax.imshow(img.clamp(0, 1).numpy() if img.dim() == 3 else img.numpy())
+            if img is not None:
+                ax.imshow(img.clamp(0, 1).numpy() if img.dim() == 3 else img.numpy())
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:

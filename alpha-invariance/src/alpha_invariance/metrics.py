@@ -22,6 +22,9 @@ def ssim(pred: Tensor, gt: Tensor, window: int = 11, sigma: float = 1.5) -> floa
     """SSIM with an 11x11 Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, mean over channels
     and valid pixels (the definition used by NeRF evaluation code)."""
     assert pred.shape == gt.shape and pred.shape[-1] == 3, (pred.shape, gt.shape)
+    # images smaller than the window (tiny crops): shrink it to the largest odd size that fits
+    height, width = pred.shape[:2]
+    window = min(window, height - (height + 1) % 2, width - (width + 1) % 2)
     coords = torch.arange(window, dtype=pred.dtype) - (window - 1) / 2
     g = torch.exp(-(coords ** 2) / (2 * sigma ** 2))
     g = g / g.sum()
@@ -54,11 +57,18 @@ class LPIPSMetric:
             self.net = lpips.LPIPS(net="vgg", pretrained=True, pnet_rand=True, verbose=False)
         self.pretrained_backbone = False
         if weights_path:
+            from .runtime import ConfigError, MissingPathError
+
             path = Path(weights_path)
             if not path.is_file():
-                raise FileNotFoundError(f"LPIPS backbone weights not found: {path}")
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            self._load_vgg(state)
+                raise MissingPathError(f"LPIPS backbone weights not found: {path}",
+                                       "--eval_lpips_weights: a torchvision vgg16 state_dict")
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                self._load_vgg(state)
+            except Exception as err:  # noqa: BLE001 - a foreign file is the user's file
+                raise ConfigError(f"not a torchvision VGG16 state_dict: {path}",
+                                  type(err).__name__) from None
             self.pretrained_backbone = True
         self.net = self.net.to(device).eval()
         self.device = device

@@ -80,18 +80,38 @@ class HashEncoding(nn.Module):
         self.register_buffer("corners", corners, persistent=False)  # [8, 3]
 
     def forward(self, x: Tensor) -> Tensor:
+        """x [P, 3] in [0, 1] -> features [P, L*F]: per axis, the two corner coordinates' hash
+        terms and weights are formed once and combined for the 8 corners (as the reference)."""
         scaled = x[:, None, :] * self.res[None, :, None].to(x.dtype)  # [P, L, 3]
         base = torch.floor(scaled).long()
         frac = scaled - base  # [P, L, 3]
-        idx = base[:, :, None, :] + self.corners[None, None]  # [P, L, 8, 3]
         primes = torch.tensor(self.PRIMES, device=x.device)
-        hashed = (idx[..., 0] * primes[0]) ^ (idx[..., 1] * primes[1]) ^ (idx[..., 2] * primes[2])
-        hashed = hashed % self.size  # [P, L, 8]
-        w = torch.where(self.corners[None, None].bool(), frac[:, :, None, :],
-                        1 - frac[:, :, None, :]).prod(-1)  # [P, L, 8]
-        level = torch.arange(self.table.shape[0], device=x.device)[None, :, None]
-        feats = self.table[level.expand_as(hashed), hashed]  # [P, L, 8, F]
-        return (w[..., None] * feats).sum(2).flatten(1)  # [P, L*F]
+        terms = torch.stack([base * primes, (base + 1) * primes], -1)  # [P, L, 3, 2]
+        wts = torch.stack([1 - frac, frac], -1)  # [P, L, 3, 2]
+        hashed = (terms[:, :, 0, :, None, None] ^ terms[:, :, 1, None, :, None]
+                  ^ terms[:, :, 2, None, None, :]).flatten(2) % self.size  # [P, L, 8]
+        w = (wts[:, :, 0, :, None, None] * wts[:, :, 1, None, :, None]
+             * wts[:, :, 2, None, None, :]).flatten(2)  # [P, L, 8]
+        levels, size, feats = self.table.shape
+        offset = torch.arange(levels, device=x.device)[None, :, None] * size
+        gathered = self.table.view(-1, feats)[(hashed + offset).view(-1)]  # [P*L*8, F]
+        gathered = gathered.view(*hashed.shape, feats)  # [P, L, 8, F]
+        return (w[..., None] * gathered).sum(2).flatten(1)  # [P, L*F]
+
+    def _reference_forward(self, x: Tensor) -> Tensor:
+        """Slow, obviously correct version: each of the 8 corners hashed and weighted in turn."""
+        scaled = x[:, None, :] * self.res[None, :, None].to(x.dtype)  # [P, L, 3]
+        base = torch.floor(scaled).long()
+        frac = scaled - base
+        level = torch.arange(self.table.shape[0], device=x.device)[None, :]  # [1, L]
+        out = 0
+        for corner in self.corners:  # (i, j, k) in {0, 1}^3
+            idx = base + corner  # [P, L, 3]
+            h = ((idx[..., 0] * self.PRIMES[0]) ^ (idx[..., 1] * self.PRIMES[1])
+                 ^ (idx[..., 2] * self.PRIMES[2])) % self.size  # [P, L]
+            w = torch.where(corner.bool(), frac, 1 - frac).prod(-1)  # [P, L]
+            out = out + w[..., None] * self.table[level.expand_as(h), h]  # [P, L, F]
+        return out.flatten(1)
 
 
 def mlp(d_in: int, width: int, d_out: int, hidden_layers: int) -> nn.Sequential:

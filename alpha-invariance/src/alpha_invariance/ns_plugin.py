@@ -15,6 +15,14 @@ own models:
 
 L defaults to the diagonal of the scene box (`ray_length = 0`); set it explicitly (e.g. far - near)
 with `--pipeline.model.ray_length`.
+
+Offline use: nerfstudio's models build torchmetrics' LPIPS with torchvision's pretrained AlexNet at
+start-up, which downloads `alexnet-owt-7be5be79.pth` into the torch hub cache. Both plugin models
+take `--pipeline.model.lpips-weights {auto,pretrained,random}`: `pretrained` is nerfstudio's own
+behaviour (download if not cached); `random` builds AlexNet without weights; `auto` (default) uses
+the cached or downloadable weights and, when neither works (offline, empty cache), falls back to a
+randomly initialised AlexNet with a warning. Only the `lpips` eval metric depends on it; training
+does not.
 Deviation: nerfstudio composites with alpha = 1 - exp(-sigma * delta) on the product; in float32 it
 equals the log-space form exp(x + log delta) except at over/underflow (see render.py for the
 log-space compositor used by this package's own models).
@@ -23,7 +31,12 @@ log-space compositor used by this package's own models).
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import torch
 from torch import nn
@@ -47,6 +60,49 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
                       "(nerfstudio==1.1.5)") from err
 
 from .render import init_log_density
+
+LPIPSWeights = Literal["auto", "pretrained", "random"]
+ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
+
+
+def alexnet_cached() -> bool:
+    """Whether the torch hub cache already holds torchvision's AlexNet weights."""
+    return (Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE).is_file()
+
+
+@contextmanager
+def lpips_backbone(mode: LPIPSWeights) -> Iterator[None]:
+    """While nerfstudio builds its LPIPS metric, choose how torchmetrics gets AlexNet.
+
+    pretrained: unchanged (downloads when not cached); random: no weights; auto: pretrained when
+    cached or downloadable, else random with a one-line warning on stderr.
+    """
+    import torchmetrics.functional.image.lpips as tm_lpips
+
+    original = tm_lpips._get_tv_model_features
+
+    def features(net: str, pretrained: bool = False):
+        if not pretrained or mode == "pretrained":
+            return original(net, pretrained)
+        reason = "lpips-weights random"
+        if mode == "auto":
+            try:
+                return original(net, True)
+            except OSError as err:  # URLError offline, or an unwritable cache
+                reason = f"{type(err).__name__} while fetching {ALEXNET_FILE}"
+        print(f"warning: LPIPS uses a randomly initialised {net} ({reason}); its lpips values are "
+              f"not comparable with published ones. Put {ALEXNET_FILE} into "
+              f"{Path(torch.hub.get_dir()) / 'checkpoints'} for the real metric.",
+              file=sys.stderr, flush=True)
+        with torch.random.fork_rng(devices=[]):  # the same random backbone every time
+            torch.manual_seed(0)
+            return original(net, False)
+
+    tm_lpips._get_tv_model_features = features
+    try:
+        yield
+    finally:
+        tm_lpips._get_tv_model_features = original
 
 
 def _ray_length(config_length: float, scene_box) -> float:
@@ -74,6 +130,7 @@ class AlphaNerfactoModelConfig(NerfactoModelConfig):
     _target: type = field(default_factory=lambda: AlphaNerfactoModel)
     target_transmittance: float = 0.99
     ray_length: float = 0.0  # 0 = diagonal of the scene box
+    lpips_weights: LPIPSWeights = "auto"  # AlexNet for the LPIPS metric (see module docstring)
 
 
 class AlphaNerfactoModel(NerfactoModel):
@@ -83,7 +140,8 @@ class AlphaNerfactoModel(NerfactoModel):
         length = _ray_length(self.config.ray_length, self.scene_box)
         self.config.average_init_density = math.exp(
             init_log_density(self.config.target_transmittance, length))
-        super().populate_modules()
+        with lpips_backbone(self.config.lpips_weights):
+            super().populate_modules()
 
 
 @dataclass
@@ -93,13 +151,15 @@ class AlphaVanillaModelConfig(VanillaModelConfig):
     _target: type = field(default_factory=lambda: AlphaVanillaNeRFModel)
     target_transmittance: float = 0.99
     ray_length: float = 0.0  # 0 = diagonal of the scene box
+    lpips_weights: LPIPSWeights = "auto"  # AlexNet for the LPIPS metric (see module docstring)
 
 
 class AlphaVanillaNeRFModel(NeRFModel):
     config: AlphaVanillaModelConfig
 
     def populate_modules(self) -> None:
-        super().populate_modules()
+        with lpips_backbone(self.config.lpips_weights):
+            super().populate_modules()
         x0 = init_log_density(self.config.target_transmittance,
                               _ray_length(self.config.ray_length, self.scene_box))
         for fld in (self.field_coarse, self.field_fine):
