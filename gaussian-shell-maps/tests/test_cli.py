@@ -33,5 +33,5 @@ def test_train_then_eval_round_trip(tmp_path):
 def test_checkpoint_from_other_architecture_is_rejected(tmp_path):
     path = tmp_path / "other.pt"
     save_checkpoint(path, arch="rl-hvae", step=1, config={}, model={})
-    with pytest.raises(ValueError, match="not a gaussian-shell-maps checkpoint"):
+    with pytest.raises(ValueError, match="not a readable checkpoint of gaussian-shell-maps"):
         load_run(path)

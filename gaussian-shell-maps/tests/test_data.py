@@ -46,8 +46,8 @@ def test_image_folder_bad_inputs(tmp_path, rng):
     with pytest.raises(ValueError, match="expected 107"):
         HumanImageFolder(tmp_path, 16)
     _write_folder(tmp_path, [["a.png", row]], ["a.png"], extra=["b.png"])
-    with pytest.raises(ValueError, match="no pose/camera entry"):
-        HumanImageFolder(tmp_path, 16)
+    with pytest.warns(UserWarning, match="have no label and are not used"):
+        assert len(HumanImageFolder(tmp_path, 16)) == 1  # as the official reader: ignored
     (tmp_path / "b.png").unlink()
     (tmp_path / "dataset.json").write_text(json.dumps({"labels": [["c.png", row]]}))
     with pytest.raises(FileNotFoundError, match="missing"):

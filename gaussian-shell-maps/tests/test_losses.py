@@ -25,8 +25,9 @@ def test_regularizers():
     mask[:2] = 1
     log_scale = torch.full((2, 3, 3, 4, 4), -6.0)
     assert float(L.scale_regularizer(log_scale, -5.0, mask)) == 0.0  # below ref: clamped away
-    log_scale[:, :, :, 0] = -4.0  # one masked row 1 above the reference
-    torch.testing.assert_close(L.scale_regularizer(log_scale, -5.0, mask), torch.tensor(0.5))
+    log_scale[:, :, :, 0] = -4.0  # one masked row (of two): 1 above the reference on x, y, z
+    # official normalisation: summed over the 3 axes, averaged over masked texels -> 3 * 1/2
+    torch.testing.assert_close(L.scale_regularizer(log_scale, -5.0, mask), torch.tensor(1.5))
     # opacity: 3 shells with logit 0 -> sum 1.5 -> loss 0.5
     torch.testing.assert_close(L.opacity_regularizer(torch.zeros(2, 3, 1, 4, 4), mask),
                                torch.tensor(0.5))

@@ -51,6 +51,7 @@ def test_gaussians_follow_the_pose(template, rng):
 def test_discriminator_with_face_branch(template, rng):
     disc = HumanDiscriminator(16, 64, 8, 2, face_resolution=8)
     img = torch.rand(4, 3, 16, 16, generator=rng) * 2 - 1
-    out = disc(img, random_labels(4, rng), torch.full((4, 2), 8.0))
+    boxes = torch.tensor([[4.0, 4.0, 12.0, 12.0]]).expand(4, -1)
+    out = disc(img, random_labels(4, rng), face_box=boxes)
     assert out["main"].shape == (4, 1) and out["face"].shape == (4, 1)
     assert head_center(torch.zeros(4, 24, 2)).shape == (4, 2)

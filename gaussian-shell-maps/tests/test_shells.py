@@ -45,7 +45,7 @@ def test_shells_keep_uv_correspondence(template, rng):
     canon = sh.build_shells(template.v_template, template.faces, sh.shell_offsets(3, 0.05, 0.06))
     face = torch.randint(template.faces.shape[0], (50,), generator=rng)
     bary = sh.random_barycentrics(50, rng)
-    uv = sh.site_uvs(template, face, bary)
+    uv = sh.site_uvs(template.vt, template.ft, face, bary)
     pts = [sh.interpolate_sites(canon[None], template.faces, torch.full((50,), k), face, bary)[0]
            for k in range(3)]
     # same (face, bary) on another shell: same UV, and the point is displaced ~ along the normal
@@ -55,11 +55,11 @@ def test_shells_keep_uv_correspondence(template, rng):
     cos = torch.nn.functional.cosine_similarity(pts[0] - pts[1], n_site, dim=-1)
     assert (cos > 0.9).all(), cos.min()
     assert uv.min() >= 0 and uv.max() <= 1
-    torch.testing.assert_close(sh.site_uvs(template, face, bary), uv)
+    torch.testing.assert_close(sh.site_uvs(template.vt, template.ft, face, bary), uv)
 
 
 def test_sample_sites_per_shell_and_barycentrics(template, rng):
-    sites = sh.sample_sites(template, 5, 500, rng)
+    sites = sh.sample_sites(template.v_template, template.faces, 5, 500, rng)
     assert sites["face"].shape == (500,)
     assert torch.equal(torch.bincount(sites["shell"]), torch.full((5,), 100))
     torch.testing.assert_close(sites["bary"].sum(-1), torch.ones(500))

@@ -52,5 +52,5 @@ def test_user_path_with_uv_obj_loads(tmp_path):
     assert t.vt.shape == arrays["vt"].shape
     # UV obj with a different vertex count is rejected
     (tmp_path / "smpl_uv.obj").write_text("v 0 0 0\nvt 0 0\nf 1/1 1/1 1/1\n")
-    with pytest.raises(ValueError, match="vertices"):
+    with pytest.raises(ValueError, match="triangles"):
         load_body_template(str(tmp_path))

@@ -1,7 +1,8 @@
 """Training loop (StyleGAN2/EG3D schedule as in the official code) and evaluation entry point.
 
 One step = G phase (non-saturating loss + face D term + scale/opacity regularisers), D phase
-(logistic loss on real/fake), lazy R1 every `r1_interval` D steps, then the G_ema update.
+(logistic loss on real/fake, face D on head crops), lazy R1 every `r1_interval` D steps (on the
+full images and the face crops), then the G_ema update with the official ramp-up.
 Under torchrun each rank trains on batch_size / world_size images and gradients are averaged
 over ranks after each phase (distributed.py).
 """
@@ -20,19 +21,25 @@ from . import losses as L
 from .config import Config, config_from_dict, config_to_json
 from .data import HumanImageFolder, SyntheticMannequins
 from .distributed import Dist, init_distributed
-from .model import GSMConfig, GSMGenerator, HumanDiscriminator, head_center
+from .model import GSMConfig, GSMGenerator, HumanDiscriminator, crop_boxes, load_uv_mask
+from .render import resolve_backend
 from .runtime import (
+    SUBPROJECT,
+    CheckpointError,
+    ConfigError,
     MetricsLogger,
+    UserError,
     load_checkpoint,
     make_run_dir,
     resolve_device,
+    resume_checkpoint,
     save_checkpoint,
     seed_everything,
     set_determinism,
 )
-from .template import load_body_template
+from .template import find_asset, load_body_template, load_shell_base, read_part_vertices
 
-ARCH = "gaussian-shell-maps"
+ARCH = SUBPROJECT
 
 
 def gsm_config(cfg: Config) -> GSMConfig:
@@ -41,9 +48,23 @@ def gsm_config(cfg: Config) -> GSMConfig:
 
 
 def build_models(cfg: Config, device: torch.device):
-    """G, G_ema, D rebuilt from a Config (the template is reloaded from cfg.smpl_path)."""
-    template = load_body_template(cfg.smpl_path)
-    gen = GSMGenerator(gsm_config(cfg), template).to(device)
+    """G, G_ema, D rebuilt from a Config (SMPL and the meshes are reloaded from their paths)."""
+    names = (cfg.base_mesh, cfg.shrunk_mesh, cfg.smpl_shrunk_mesh, cfg.uv_mask, cfg.part_vertices)
+    if not cfg.smpl_path and any(n and not Path(n).is_absolute() for n in names):
+        raise ConfigError("asset names relative to smpl_path but smpl_path is empty",
+                          "set --smpl_path to the assets folder, or clear base_mesh, "
+                          "shrunk_mesh, smpl_shrunk_mesh, uv_mask, part_vertices")
+    template = load_body_template(cfg.smpl_path, need_uv=not cfg.base_mesh,
+                                  smpl_shrunk_mesh=cfg.smpl_shrunk_mesh)
+    base = load_shell_base(template, cfg.smpl_path, cfg.base_mesh, cfg.shrunk_mesh)
+    head_ids = (read_part_vertices(find_asset(cfg.smpl_path, cfg.part_vertices))
+                if cfg.part_vertices else None)
+    if head_ids is not None and int(head_ids.max()) >= template.v_template.shape[0]:
+        raise UserError(f"{cfg.part_vertices}: vertex id {int(head_ids.max())} past SMPL's "
+                        f"{template.v_template.shape[0]} vertices")
+    uv_mask = (load_uv_mask(find_asset(cfg.smpl_path, cfg.uv_mask), cfg.tex_resolution)
+               if cfg.uv_mask else None)
+    gen = GSMGenerator(gsm_config(cfg), template, base, head_ids, uv_mask).to(device)
     gen_ema = copy.deepcopy(gen).eval().requires_grad_(False)
     disc = HumanDiscriminator(cfg.data_resolution, cfg.d_channel_base, cfg.d_channel_max,
                               cfg.mbstd_group, cfg.face_resolution if cfg.use_face_disc else 0)
@@ -52,8 +73,12 @@ def build_models(cfg: Config, device: torch.device):
 
 def build_dataset(cfg: Config, template):
     if cfg.data_name == "synthetic":
-        return SyntheticMannequins(template, cfg.data_num_synthetic, cfg.data_resolution, cfg.seed)
-    return HumanImageFolder(cfg.data_root, cfg.data_resolution)
+        return SyntheticMannequins(template, cfg.data_num_synthetic, cfg.data_resolution, cfg.seed,
+                                   convention=cfg.data_label_convention)
+    if not cfg.data_root:
+        raise ConfigError(f"data_name={cfg.data_name!r} needs data_root",
+                          "--data_root /path/to/shhq (dataset.mat or dataset.json + images/)")
+    return HumanImageFolder(cfg.data_root, cfg.data_resolution, cfg.background, cfg.data_divide_fx)
 
 
 def make_optimizers(cfg: Config, gen, disc):
@@ -65,6 +90,23 @@ def make_optimizers(cfg: Config, gen, disc):
     return opt_g, opt_d
 
 
+def _d_logits(cfg, disc, img, label, box, sigma, r1: bool = False):
+    """D logits in the official order (`run_D` blurs the image in place, the face crop is then
+    taken from the *blurred* image and blurred again by `run_D_face`). With `r1` the blurred
+    image and the crop are detached leaves for the R1 gradients (the official Dreg inputs).
+    Returns (logits, blurred image, face crop or None)."""
+    blurred = L.blur(img, sigma)
+    if r1:
+        blurred = blurred.detach().requires_grad_(True)
+    crop = None
+    if disc.face is not None:
+        crop = crop_boxes(blurred, box, cfg.face_resolution)
+        if r1:
+            crop = crop.detach().requires_grad_(True)
+    face = None if crop is None else L.blur(crop, sigma)
+    return disc(blurred, label, face_crop=face), blurred, crop
+
+
 def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, label,
                gen_label, sync: Dist | None = None) -> dict[str, float]:
     """One G step, one D step (+ lazy R1), EMA update. real: [B, 3, H, H] in [-1, 1] (this
@@ -73,13 +115,13 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
     res, batch = cfg.data_resolution, real.shape[0]
     sigma = L.blur_sigma(step, cfg.blur_init_sigma, cfg.blur_fade_steps)
     bg = _background(cfg)
+    backend = render_backend(cfg, real.device)
     # --- G phase
     gen.requires_grad_(True)
     disc.requires_grad_(False)
-    backend = render_backend(cfg, real.device)
     out = gen(torch.randn(batch, cfg.z_dim, device=real.device), gen_label, res,
               perturb=cfg.perturb_points, background=bg, update_w_avg=True, backend=backend)
-    logits = disc(L.blur(out["image"], sigma), gen_label, head_center(out["joints2d"]))  # Sec. 3.5
+    logits, _, _ = _d_logits(cfg, disc, out["image"], gen_label, out["head_box"], sigma)
     loss_adv = L.g_nonsaturating(logits["main"])
     loss_face = L.g_nonsaturating(logits["face"]) if "face" in logits else torch.zeros(())
     loss_scale = L.scale_regularizer(out["textures"]["scale"], cfg.ref_scale, gen.uv_mask)
@@ -96,24 +138,25 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
     with torch.no_grad():
         fake = gen(torch.randn(batch, cfg.z_dim, device=real.device), gen_label, res,
                    perturb=cfg.perturb_points, background=bg, backend=backend)
-    fake_logits = disc(L.blur(fake["image"], sigma), gen_label, head_center(fake["joints2d"]))
-    real_head = _real_head(gen, label, res) if disc.face is not None else None
+    fake_logits, _, _ = _d_logits(cfg, disc, fake["image"], gen_label, fake["head_box"], sigma)
     do_r1 = cfg.r1_gamma > 0 and step % cfg.r1_interval == 0
-    real_in = L.blur(real, sigma).detach().requires_grad_(do_r1)
-    real_logits = disc(real_in, label, real_head)
+    real_box = gen.head_box(label, res) if disc.face is not None else None
+    real_logits, real_in, real_crop = _d_logits(cfg, disc, real, label, real_box, sigma, do_r1)
     loss_d = L.d_logistic(real_logits["main"], fake_logits["main"])
     if "face" in real_logits:
         loss_d = loss_d + cfg.face_weight * L.d_logistic(real_logits["face"], fake_logits["face"])
     loss_r1 = torch.zeros(())
-    if do_r1:
+    if do_r1:  # official Dreg: R1 on the (blurred) real images and, weighted, the face crops
         penalty = L.r1_penalty(real_in, real_logits["main"])
+        if "face" in real_logits:
+            penalty = penalty + cfg.face_weight * L.r1_penalty(real_crop, real_logits["face"])
         loss_r1 = penalty * (cfg.r1_gamma / 2) * cfg.r1_interval
     opt_d.zero_grad(set_to_none=True)
     (loss_d + loss_r1).backward()
     sync.reduce_grads(disc, loss_d + loss_r1)
     opt_d.step()
     sync.average_([b for name, b in gen.named_buffers() if name.endswith("w_avg")])
-    _update_ema(gen, gen_ema, cfg, batch * sync.world)
+    update_ema(gen, gen_ema, cfg, batch * sync.world, step * batch * sync.world)
     values = {"loss_g": loss_adv, "loss_face": loss_face, "loss_d": loss_d, "loss_r1": loss_r1,
               "reg_scale": loss_scale, "reg_opacity": loss_opacity,
               "d_real": real_logits["main"].mean(), "d_fake": fake_logits["main"].mean(),
@@ -124,26 +167,25 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
 
 
 def render_backend(cfg: Config, device: torch.device) -> str:
-    if cfg.render_backend == "auto":
-        return "gsplat" if device.type == "cuda" else "torch"
-    return cfg.render_backend
+    return resolve_backend(cfg.render_backend, device)
 
 
 def _background(cfg: Config) -> float:
     return {"white": 1.0, "gray": 0.5}.get(cfg.background, float(torch.rand(())))
 
 
-def _real_head(gen, label, res):
-    from .cameras import project_points
-
-    with torch.no_grad():
-        posed = gen.pose(label, res)
-        return head_center(project_points(posed["joints"], posed["viewmats"], posed["Ks"]))
+def ema_beta(cfg: Config, batch: int, cur_nimg: int) -> float:
+    """G_ema decay per step (official training loop): half-life ema_half_life_imgs, capped at
+    ema_rampup x images seen so far, so the average starts as a copy of G."""
+    half_life = cfg.ema_half_life_imgs
+    if cfg.ema_rampup > 0:
+        half_life = min(half_life, cur_nimg * cfg.ema_rampup)
+    return 0.5 ** (batch / max(half_life, 1e-8))
 
 
 @torch.no_grad()
-def _update_ema(gen, gen_ema, cfg: Config, batch: int) -> None:
-    beta = 0.5 ** (batch / max(cfg.ema_half_life_imgs, 1e-8))
+def update_ema(gen, gen_ema, cfg: Config, batch: int, cur_nimg: int) -> None:
+    beta = ema_beta(cfg, batch, cur_nimg)
     for p_ema, p in zip(gen_ema.parameters(), gen.parameters()):
         p_ema.copy_(p.lerp(p_ema, beta))
     for b_ema, b in zip(gen_ema.buffers(), gen.buffers()):
@@ -154,8 +196,8 @@ def fit(cfg: Config) -> dict:
     """Train (one process, or every rank under torchrun); returns the last logged metrics."""
     sync = init_distributed(cfg.device)
     if cfg.batch_size % sync.world:
-        raise ValueError(f"batch_size={cfg.batch_size} (the global batch) must be divisible by "
-                         f"the number of torchrun processes ({sync.world})")
+        raise ConfigError(f"batch_size={cfg.batch_size} (the global batch) must be divisible "
+                          f"by the number of torchrun processes ({sync.world})")
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     device = sync.device
@@ -168,18 +210,21 @@ def fit(cfg: Config) -> dict:
     for module in (gen, gen_ema, disc):
         sync.broadcast_module(module)
     data = build_dataset(cfg, template)  # identical on every rank
-    if sync.rank:  # each rank draws its own latents and barycentric perturbations
+    if sync.rank:  # each rank draws its own latents
         torch.manual_seed(cfg.seed + sync.rank)
     opt_g, opt_d = make_optimizers(cfg, gen, disc)
     start = 0
     last = run_dir / "ckpt" / "last.pt"
     loader_gen = torch.Generator().manual_seed(cfg.seed)  # same on all ranks: one global batch
-    if last.is_file():  # resume: weights, optimisers and both RNG streams
-        ckpt = load_checkpoint(last)
+    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt with a warning
+    if ckpt is not None:  # resume: weights, optimisers and every RNG stream
+        _check_same_config(ckpt, cfg, last)
         _load_state(ckpt, gen, gen_ema, disc, opt_g, opt_d)
         start = ckpt["step"]
-        _restore_rng(ckpt, sync, cfg.seed + 1000 * start)
+        restore_rng(ckpt, sync, cfg.seed + 1000 * start)
         loader_gen.set_state(ckpt["rng_loader"])
+        if sync.main:
+            print(f"resumed from step {start} ({last.parent})")
     logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=ARCH) \
         if sync.main else None
     bar = trange(start, cfg.steps, desc="train", disable=cfg.steps - start < 2 or not sync.main)
@@ -190,6 +235,7 @@ def fit(cfg: Config) -> dict:
         real, label, gen_label = _draw_batch(data, cfg.batch_size, loader_gen, per_rank, device)
         metrics = train_step(cfg, step, gen, gen_ema, disc, opt_g, opt_d, real, label, gen_label,
                              sync)
+        metrics.update(memory_metrics(device))
         if logger and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             logger.log(step, progress=bar, **metrics)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
@@ -208,6 +254,13 @@ def fit(cfg: Config) -> dict:
     return {"step": max(start, cfg.steps), "run_dir": str(run_dir), **metrics}
 
 
+def memory_metrics(device: torch.device) -> dict[str, float]:
+    """`cuda_max_mem_mib` (peak allocated on the training device) on CUDA; nothing on CPU."""
+    if device.type != "cuda":
+        return {}
+    return {"cuda_max_mem_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+
+
 def _draw_batch(data, batch_size: int, loader_gen, per_rank: slice, device):
     """This rank's slice of one global batch: real images + labels, and the generator's
     conditioning labels c ~ p_data(c). All ranks draw the same indices from `loader_gen`."""
@@ -218,52 +271,79 @@ def _draw_batch(data, batch_size: int, loader_gen, per_rank: slice, device):
     return real, label, gen_label
 
 
-def _restore_rng(ckpt: dict, sync: Dist, fallback_seed: int) -> None:
-    """This rank's CPU RNG state from the checkpoint; if the number of processes changed since
-    it was written, a fresh per-rank seed instead (the run continues, not bit-identically)."""
-    states = ckpt.get("rng_cpu_ranks") or [ckpt["rng_cpu"]]
-    if len(states) == sync.world:
-        torch.set_rng_state(states[sync.rank])
-    else:
+def capture_rng(device: torch.device) -> dict[str, torch.Tensor]:
+    """This process's RNG states: CPU, and the training device's CUDA generator (latents,
+    perturbed barycentrics and R1 noise come from it on a GPU)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def restore_rng(ckpt: dict, sync: Dist, fallback_seed: int) -> None:
+    """This rank's CPU (and CUDA) RNG states from the checkpoint; if the number of processes
+    changed since it was written, a fresh per-rank seed instead (the run continues, not
+    bit-identically)."""
+    states = ckpt.get("rng_ranks") or [{"cpu": ckpt["rng_cpu"]}]
+    if len(states) != sync.world:
         print(f"resuming a {len(states)}-process run with {sync.world}: latents re-seeded")
         torch.manual_seed(fallback_seed + sync.rank)
+        return
+    state = states[sync.rank]
+    torch.set_rng_state(state["cpu"])
+    if sync.device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], sync.device)
 
 
 def _save(path: Path, cfg, step, gen, gen_ema, disc, opt_g, opt_d, loader_gen, sync: Dist) -> None:
     """Rank 0 writes the checkpoint (after checking that the replicas agree); all ranks wait."""
     sync.check_consistent(gen, "G")
     sync.check_consistent(disc, "D")
-    rng = sync.gather(torch.get_rng_state())
+    rng = sync.gather(capture_rng(sync.device))
     if sync.main:
-        extra = {"rng_cpu_ranks": rng} if sync.active else {}
         save_checkpoint(path, arch=ARCH, step=step, config=dataclasses.asdict(cfg),
                         model=gen.state_dict(), ema=gen_ema.state_dict(), disc=disc.state_dict(),
                         optimizer={"g": opt_g.state_dict(), "d": opt_d.state_dict()},
-                        rng_cpu=rng[0], rng_loader=loader_gen.get_state(), world_size=sync.world,
-                        **extra)
+                        rng_cpu=rng[0]["cpu"], rng_ranks=rng, rng_loader=loader_gen.get_state(),
+                        world_size=sync.world)
     sync.barrier()
 
 
+# config keys that change tensor shapes: a checkpoint of another value cannot be loaded
+_SHAPE_KEYS = ("num_shells", "num_gaussians", "z_dim", "w_dim", "map_depth", "tex_resolution",
+               "tex_channels", "channel_base", "channel_max", "decoder_hidden", "d_channel_base",
+               "d_channel_max", "data_resolution", "use_face_disc", "face_resolution")
+
+
+def _check_same_config(ckpt: dict, cfg: Config, path) -> None:
+    old = ckpt.get("config", {})
+    diff = [f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in _SHAPE_KEYS
+            if k in old and old[k] != getattr(cfg, k)]
+    if diff:
+        raise CheckpointError(f"{path} was written with another model config ({'; '.join(diff)})",
+                              "resume with the run's own config.json, or use a new --out_dir")
+
+
 def _load_state(ckpt: dict, gen, gen_ema, disc, opt_g=None, opt_d=None) -> None:
-    if ckpt.get("arch") != ARCH:
-        raise ValueError(f"checkpoint architecture {ckpt.get('arch')!r} is not {ARCH!r}")
     try:
         gen.load_state_dict(ckpt["model"], strict=True)
         gen_ema.load_state_dict(ckpt["ema"], strict=True)
         disc.load_state_dict(ckpt["disc"], strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint does not match the configured architecture: {err}") from err
-    if opt_g is not None:
-        opt_g.load_state_dict(ckpt["optimizer"]["g"])
-        opt_d.load_state_dict(ckpt["optimizer"]["d"])
+        if opt_g is not None:
+            opt_g.load_state_dict(ckpt["optimizer"]["g"])
+            opt_d.load_state_dict(ckpt["optimizer"]["d"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        raise CheckpointError("checkpoint does not match the configured model",
+                              f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
 
 
 def load_run(ckpt_path: str | Path, device: str = "auto"):
-    """(cfg, G_ema, D, dataset-free template) rebuilt from a checkpoint's own config."""
+    """(cfg, G_ema, D, template, step) rebuilt from a checkpoint's own config."""
     ckpt = load_checkpoint(ckpt_path)
-    if ckpt.get("arch") != ARCH or "config" not in ckpt:
-        raise ValueError(f"{ckpt_path} is not a {ARCH} checkpoint (arch={ckpt.get('arch')!r})")
-    cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    try:
+        cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    except UserError as err:
+        raise CheckpointError(f"{ckpt_path}: its config is not valid here", str(err)) from err
     dev = resolve_device(device if device != "auto" else cfg.device)
     template, gen, gen_ema, disc = build_models(cfg, dev)
     _load_state(ckpt, gen, gen_ema, disc)
@@ -277,7 +357,11 @@ def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None,
 
     cfg, gen_ema, _, template, step = load_run(ckpt_path)
     out = Path(out_dir) if out_dir else Path(ckpt_path).resolve().parent.parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the evaluation folder {out} ({type(err).__name__})",
+                        "choose a writable --out_dir") from err
     data = build_dataset(cfg, template)
     result = {"step": step, **run_evaluation(cfg, gen_ema, data, out, num_images)}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))

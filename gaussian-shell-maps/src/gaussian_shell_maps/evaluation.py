@@ -14,13 +14,18 @@ import torch
 from . import metrics as M
 from .cameras import project_points
 from .config import Config
-from .render import render_gaussians
+from .render import render_gaussians, resolve_backend
 from .tools import export_ply, front_label, render_identity, repose_labels, turntable_labels
+
+
+def eval_backend(cfg: Config, gen) -> str:
+    """The renderer for evaluation: gsplat's CUDA rasteriser on a GPU (auto), else torch."""
+    return resolve_backend(cfg.render_backend, next(gen.parameters()).device)
 
 
 @torch.no_grad()
 def generate(gen, labels: torch.Tensor, resolution: int, seed: int = 123, chunk: int = 8,
-             truncation_psi: float = 1.0) -> torch.Tensor:
+             truncation_psi: float = 1.0, backend: str = "torch") -> torch.Tensor:
     """Fakes [B, 3, H, H] in [-1, 1] for the given conditioning labels (noise off)."""
     g = torch.Generator().manual_seed(seed)
     dev = next(gen.parameters()).device
@@ -28,7 +33,8 @@ def generate(gen, labels: torch.Tensor, resolution: int, seed: int = 123, chunk:
     for i in range(0, len(labels), chunk):
         lab = labels[i:i + chunk].to(dev)
         z = torch.randn(len(lab), gen.cfg.z_dim, generator=g).to(dev)
-        out.append(gen(z, lab, resolution, truncation_psi=truncation_psi, noise=False)["image"].cpu())
+        out.append(gen(z, lab, resolution, truncation_psi=truncation_psi, noise=False,
+                       backend=backend)["image"].cpu())
     return torch.cat(out)
 
 
@@ -42,7 +48,7 @@ def quick_quality(cfg: Config, gen, data, device=None, n: int | None = None) -> 
     """FID/KID of G against the training images (with the configured feature extractor)."""
     n = min(n or cfg.eval_num_images, len(data))
     real, labels = _real_and_labels(data, n)
-    fake = generate(gen, labels, cfg.data_resolution)
+    fake = generate(gen, labels, cfg.data_resolution, backend=eval_backend(cfg, gen))
     extractor = M.feature_extractor(cfg.inception_path)
     fr, ff = extractor(real), extractor(fake)
     return {"fid": M.fid(fr, ff), "kid": M.kid(fr, ff, subset_size=min(100, n))}
@@ -63,7 +69,7 @@ def pose_accuracy(cfg: Config, gen, data, n: int) -> dict[str, float]:
     with torch.enable_grad():
         det = M.train_keypoint_net(real[:n_train], gt[:n_train], steps=cfg.eval_keypoint_steps)
     box_h = (gt[..., 1].amax(1) - gt[..., 1].amin(1))[:, None].expand(-1, gt.shape[1])
-    fake = generate(gen, labels[n_train:], cfg.data_resolution)
+    fake = generate(gen, labels[n_train:], cfg.data_resolution, backend=eval_backend(cfg, gen))
     with torch.no_grad():
         pred_fake, pred_real = det(fake), det(real[n_train:])
     err_f = (pred_fake - gt[n_train:]).norm(dim=-1) <= 0.1 * box_h[n_train:]
@@ -73,14 +79,17 @@ def pose_accuracy(cfg: Config, gen, data, n: int) -> dict[str, float]:
 
 
 @torch.no_grad()
-def multiview_consistency(cfg: Config, gen, identities: int = 4, delta_deg: float = 30.0) -> float:
-    """Mean reprojection PSNR between views yaw and yaw + delta of the same generated human."""
+def multiview_consistency(cfg: Config, gen, base_label: torch.Tensor | None = None,
+                          identities: int = 4, delta_deg: float = 30.0) -> float:
+    """Mean reprojection PSNR between views yaw and yaw + delta of the same generated human
+    (the camera of `base_label` [107], default a frontal label, orbited about the body)."""
     res, dev = cfg.data_resolution, next(gen.parameters()).device
+    base_label = front_label() if base_label is None else base_label
     scores = []
     for i in range(identities):
         z = torch.randn(1, gen.cfg.z_dim, generator=torch.Generator().manual_seed(i)).to(dev)
-        labels = turntable_labels(front_label(), round(360 / delta_deg))[:2].to(dev)
-        out = gen(z.expand(2, -1), labels, res, noise=False)
+        labels = turntable_labels(base_label.cpu(), round(360 / delta_deg))[:2].to(dev)
+        out = gen(z.expand(2, -1), labels, res, noise=False, backend=eval_backend(cfg, gen))
         posed = gen.pose(labels, res)
         depth_b = out["depth"][1] / out["alpha"][1].clamp(min=1e-6)
         scores.append(M.reprojection_consistency(
@@ -96,7 +105,7 @@ def render_speed(gen, resolution: int = 512, repeats: int = 3, backend: str = "t
     dev = next(gen.parameters()).device
     label = front_label().to(dev)[None]
     z = torch.randn(1, gen.cfg.z_dim, device=dev)
-    out = gen(z, label, 64, noise=False)
+    out = gen(z, label, 64, noise=False, backend=backend)
     posed = gen.pose(label, resolution)
     g = out["gaussians"]
     times = []
@@ -108,7 +117,9 @@ def render_speed(gen, resolution: int = 512, repeats: int = 3, backend: str = "t
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     t0 = time.perf_counter()
-    gen(z, label, resolution, noise=False)
+    gen(z, label, resolution, noise=False, backend=backend)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
     full = time.perf_counter() - t0
     return {f"renders_per_s_{resolution}": 1.0 / min(times), f"generator_s_{resolution}": full,
             "num_gaussians": gen.num_gaussians, "render_backend": backend, "device": dev.type}
@@ -128,24 +139,30 @@ def save_grid(images: torch.Tensor, path: Path, cols: int) -> None:
 
 
 def run_evaluation(cfg: Config, gen, data, out: Path, num_images: int | None = None) -> dict:
+    """Metrics and figures; the figures' cameras and bodies come from a dataset label, so they
+    work in either label convention (ours, or the official camera-on--z / flipped body)."""
     n = min(num_images or cfg.eval_num_images, len(data))
+    backend = eval_backend(cfg, gen)
+    _, labels = _real_and_labels(data, 8, seed=2)
+    base = labels[0]  # the figures' camera, pose and shape
     result = {"feature_extractor": M.feature_extractor(cfg.inception_path).name,
               "num_images": n, **quick_quality(cfg, gen, data, n=n)}
     result.update(pose_accuracy(cfg, gen, data, n=max(8, n // 4)))
-    result["multiview_psnr"] = multiview_consistency(cfg, gen)
-    result.update(render_speed(gen, 512, repeats=2))
+    result["multiview_psnr"] = multiview_consistency(cfg, gen, base)
+    result.update(render_speed(gen, 512, repeats=2, backend=backend))
     res, dev = cfg.data_resolution, next(gen.parameters()).device
-    _, labels = _real_and_labels(data, 8, seed=2)
-    save_grid(generate(gen, labels, res), out / "samples.png", cols=8)
+    save_grid(generate(gen, labels, res, backend=backend), out / "samples.png", cols=8)
     z = torch.randn(gen.cfg.z_dim, generator=torch.Generator().manual_seed(7)).to(dev)
-    save_grid(render_identity(gen, z, turntable_labels(front_label(), 8), res), out / "turntable.png", 8)
-    poses = torch.zeros(6, 69)
+    save_grid(render_identity(gen, z, turntable_labels(base, 8), res, backend=backend),
+              out / "turntable.png", 8)
+    poses = base[28:97].expand(6, -1).clone()
     t = torch.linspace(0, 1, 6)
     poses[:, 15 * 3 + 2], poses[:, 16 * 3 + 2] = -1.3 * t, 1.3 * t  # lower the arms
     poses[:, 0], poses[:, 3] = -0.5 * t, 0.5 * t  # hips (joints 1, 2) swing
-    save_grid(render_identity(gen, z, repose_labels(front_label(), poses), res), out / "repose.png", 6)
+    save_grid(render_identity(gen, z, repose_labels(base, poses), res, backend=backend),
+              out / "repose.png", 6)
     with torch.no_grad():
-        g = gen(z[None], front_label().to(dev)[None], res, noise=False)["gaussians"]
+        g = gen(z[None], base.to(dev)[None], res, noise=False, backend=backend)["gaussians"]
     export_ply(out / "sample_0.ply", *(g[k][0] for k in ("means", "quats", "scales", "opacities",
                                                           "colors")))
     result["figures"] = ["samples.png", "turntable.png", "repose.png", "sample_0.ply"]
