@@ -115,7 +115,8 @@ def test_torchrun_two_processes_on_one_gpu_with_gloo(tmp_path):
            "2", os.path.join(ROOT, "train.py"), *CUDA_ARGS, "--steps", "2",
            "--out_dir", str(tmp_path / "ddp")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DIST_BACKEND": "gloo"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "ddp" / "ckpt" / "last.pt")
     assert ckpt["world_size"] == 2 and all("cuda" in s for s in ckpt["rng_ranks"])

@@ -2,7 +2,6 @@ import math
 import os
 
 import pytest
-
 import torch
 
 from gaussian_shell_maps import shells as sh

@@ -169,7 +169,7 @@ def read_labels(root: str | Path) -> tuple[list[str], np.ndarray, Path]:
             raise DataError(f"{where}: an entry has no file name ({name!r})", LAYOUT_HINT)
         try:
             vec = np.asarray(row, dtype=np.float64).reshape(-1)
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, OverflowError) as err:
             raise DataError(f"{where}: label of {name!r} is not a list of numbers",
                             LAYOUT_HINT) from err
         if vec.shape[0] != LABEL_DIM:
@@ -188,7 +188,7 @@ def read_labels(root: str | Path) -> tuple[list[str], np.ndarray, Path]:
 def _read_json(path: Path) -> list:
     try:
         labels = json.loads(path.read_text(encoding="utf-8")).get("labels")
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError, ...
         raise DataError(f"{path} is not valid JSON ({type(err).__name__})", LAYOUT_HINT) from err
     except AttributeError as err:  # top level is not an object
         raise DataError(f"{path}: top level is not an object with 'labels'", LAYOUT_HINT) from err
@@ -267,13 +267,15 @@ class HumanImageFolder(Dataset):
 
     @staticmethod
     def _raw_aspect(path: Path) -> float:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
 
         try:
             with Image.open(path) as img:
                 w, h = img.size
-        except (UnidentifiedImageError, OSError) as err:
+        except Exception as err:  # PIL raises many types for a broken file
             raise DataError(f"{path} is not a readable image ({type(err).__name__})") from err
+        if not w or not h:
+            raise DataError(f"{path} has an empty image size {w}x{h}")
         return h / w
 
     def __len__(self) -> int:
@@ -295,12 +297,12 @@ class HumanImageFolder(Dataset):
 
 
 def _read_image(path: Path, mode: str) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
             arr = np.asarray(im.convert(mode), dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, zlib errors ...
         raise DataError(f"{path} is not a readable image ({type(err).__name__})") from err
     arr = arr[..., None] if arr.ndim == 2 else arr
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
@@ -308,12 +310,13 @@ def _read_image(path: Path, mode: str) -> torch.Tensor:
 
 def _read_mask(path: Path, binarise: bool) -> torch.Tensor:
     """[1, h, w] in [0, 1] (official: mean over channels; DeepFashion: any > 0 is foreground)."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
-            arr = np.asarray(im, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+            arr = np.asarray(im.convert("RGB") if im.mode not in ("L", "1", "I", "F", "RGB")
+                             else im, dtype=np.float32)
+    except Exception as err:  # PIL raises OSError, SyntaxError, ValueError, zlib errors ...
         raise DataError(f"mask {path} is not a readable image ({type(err).__name__})") from err
     if arr.ndim == 3:
         arr = arr.mean(-1)

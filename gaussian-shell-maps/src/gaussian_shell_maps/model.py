@@ -228,7 +228,7 @@ def load_uv_mask(path, resolution: int) -> torch.Tensor:
     """The official `mask_uv.png` as a [R, R] float mask in [0, 1], area-resampled to the
     texture resolution (the official loss resamples it with an antialiasing filter)."""
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     from .runtime import DataError, MissingPathError
 
@@ -237,7 +237,7 @@ def load_uv_mask(path, resolution: int) -> torch.Tensor:
     except FileNotFoundError as err:
         raise MissingPathError(f"UV mask not found: {path}", "uv_mask names a PNG such as "
                                "the official assets/smpl/mask_uv.png") from err
-    except (UnidentifiedImageError, OSError, ValueError) as err:
+    except Exception as err:  # PIL raises many types for a broken file
         raise DataError(f"UV mask {path} is not a readable image ({type(err).__name__})") from err
     mask = torch.from_numpy(img)[None, None]
     if mask.shape[-1] != mask.shape[-2]:

@@ -140,9 +140,9 @@ def load_pose_sequence(path: str | Path) -> torch.Tensor:
         raise MissingPathError(f"pose sequence not found: {path}", "a .npy of [F, 3|69|72]")
     try:
         arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
+    except Exception as err:  # numpy raises ValueError, OSError, EOFError, SyntaxError, ...
         raise DataError(f"{path} is not a readable .npy ({type(err).__name__})",
-                        "a float array [F, 3|69|72] saved with numpy.save") from None
+                        "a float array [F, 3|69|72] saved with numpy.save") from err
     if arr.dtype.kind not in "fiu" or arr.ndim != 2 or arr.shape[1] not in (3, 69, 72) \
             or arr.shape[0] == 0:
         raise DataError(f"{path}: array {arr.dtype} {arr.shape}",
