@@ -24,10 +24,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--ckpt", required=True, help="<run>/ckpt/last.pt")
     parser.add_argument("--num_images", type=int, default=None, help="images for FID/KID")
     parser.add_argument("--out_dir", default=None, help="default: <run>/eval")
+    parser.add_argument("--keypoint_steps", type=int, default=None,
+                        help="training steps of the stand-in keypoint detector (PCK)")
     args = parser.parse_args(argv)
     if args.num_images is not None and args.num_images < 2:
         raise ConfigError(f"--num_images {args.num_images}: need at least 2 images")
-    result = evaluate(args.ckpt, args.out_dir, args.num_images)
+    if args.keypoint_steps is not None and args.keypoint_steps < 0:
+        raise ConfigError(f"--keypoint_steps {args.keypoint_steps}: must be >= 0")
+    result = evaluate(args.ckpt, args.out_dir, args.num_images, args.keypoint_steps)
     print(json.dumps(result, indent=2))
     return result
 

@@ -14,7 +14,7 @@ TINY = os.path.join(ROOT, "configs", "tiny.toml")
 # even smaller than tiny.toml so the suite stays fast on a shared 2-core machine
 SMALL = ["--data_num_synthetic", "16", "--data_resolution", "16", "--num_gaussians", "200",
          "--batch_size", "4", "--eval_num_images", "16", "--save_every", "1000",
-         "--eval_keypoint_steps", "10"]
+         "--eval_keypoint_steps", "10", "--eval_garment_steps", "10"]
 
 
 @pytest.fixture(scope="session")

@@ -35,8 +35,8 @@ def _corrupt(data: bytes, cut: float, flips: list[tuple[float, int]]) -> bytes:
     return bytes(out)
 
 
-CORRUPTION = dict(cut=st.floats(0.0, 1.0), flips=st.lists(
-    st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=4))
+CORRUPTION = {"cut": st.floats(0.0, 1.0), "flips": st.lists(
+    st.tuples(st.floats(0.0, 1.0), st.integers(0, 255)), max_size=4)}
 
 
 # ---------------------------------------------------------------------------------- config
@@ -160,15 +160,15 @@ def test_image_and_mask_corruptions(image_bytes, which, cut, flips):
             ds = HumanImageFolder(root, 8)
             assert len(ds) == 2
             for i in range(2):
-                img, label = ds[i]
+                img, _label = ds[i]
                 assert img.shape == (3, 8, 8) and bool(((img >= -1) & (img <= 1)).all())
         except UserError:
             pass
 
 
 # -------------------------------------------------------------------------- meshes, poses
-OBJ = ("v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"
-       "f 1/1 2/2 3/3\nf 2/2 4/4 3/3\nf 1/1 2/2 4/4 3/3\n").encode()
+OBJ = (b"v 0 0 0\nv 1 0 0\nv 0 1 0\nv 1 1 0\nvt 0 0\nvt 1 0\nvt 0 1\nvt 1 1\n"
+       b"f 1/1 2/2 3/3\nf 2/2 4/4 3/3\nf 1/1 2/2 4/4 3/3\n")
 
 
 @FUZZ

@@ -90,6 +90,7 @@ class Config:
     eval_num_images: int = 128  # images for FID/KID
     inception_path: str = ""  # torchvision inception_v3 state dict; empty = stand-in features
     eval_keypoint_steps: int = 300  # training steps of the stand-in keypoint detector (PCK)
+    eval_garment_steps: int = 400  # training steps of GarmentNet (garment_fd, synthetic data)
 
 
 def _field_types() -> dict[str, Any]:
@@ -154,6 +155,7 @@ _POSITIVE = ("data_num_synthetic", "data_resolution", "num_shells", "num_gaussia
 _NON_NEGATIVE = ("offset_len", "max_scaling", "r1_gamma", "scale_reg_weight",
                  "opacity_reg_weight", "blur_init_sigma", "blur_fade_steps", "steps", "g_lr",
                  "d_lr", "ema_half_life_imgs", "ema_rampup", "eval_every", "eval_keypoint_steps",
+                 "eval_garment_steps",
                  "face_weight")
 
 

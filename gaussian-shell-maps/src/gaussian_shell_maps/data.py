@@ -96,19 +96,25 @@ def random_labels(batch: int, generator: torch.Generator, pose_spread: float = 1
 
 
 class SyntheticMannequins(Dataset):
-    """Renders of procedurally textured mannequins; items are (image [3, H, H] in [-1, 1], label)."""
+    """Renders of procedurally textured mannequins; items are (image [3, H, H] in [-1, 1], label).
+
+    Each identity wears 4 flat garment colours (shirt with stripes, trousers, skin, shoes) on
+    the body parts of `_PART`; `render_parts(labels)` renders that part layout for any label
+    (the claim check's pose-conditioned measures)."""
+
+    NUM_PARTS = 4
 
     def __init__(self, template: BodyTemplate, num_images: int, resolution: int, seed: int = 0,
                  num_points: int = 4000, batch: int = 16, convention: str = "ours"):
         gen = torch.Generator().manual_seed(seed)
-        sites = sh.sample_sites(template.v_template, template.faces, 1, num_points, gen)
+        self.template, self.resolution = template, resolution
+        self.sites = sh.sample_sites(template.v_template, template.faces, 1, num_points, gen)
         part = torch.tensor([_PART[int(j)] for j in template.lbs_weights.argmax(1)])
-        site_part = part[template.faces[sites["face"], 0]]  # [P]
+        self.site_part = part[template.faces[self.sites["face"], 0]]  # [P]
         # stripes along the body: the capsule charts' v runs along each bone
-        site_v = (sh.site_uvs(template.vt, template.ft, sites["face"], sites["bary"])[:, 1]
-                  if template.vt is not None else template.v_template[template.faces[
-                      sites["face"], 0], 1])
-        shell = template.v_template[None]  # [1, V, 3]
+        site_v = (sh.site_uvs(template.vt, template.ft, self.sites["face"], self.sites["bary"])[
+            :, 1] if template.vt is not None else template.v_template[template.faces[
+                self.sites["face"], 0], 1])
         self.labels = random_labels(num_images, gen, convention=convention)
         images = []
         for start in range(0, num_images, batch):
@@ -118,19 +124,35 @@ class SyntheticMannequins(Dataset):
             palette[:, 2] = torch.tensor([0.87, 0.68, 0.55]) * (0.6 + 0.4 * torch.rand(b, 1, generator=gen))
             freq = 20 + 40 * torch.rand(b, 1, generator=gen)
             stripes = 0.75 + 0.25 * torch.sign(torch.sin(freq * site_v[None]))  # [b, P]
-            colors = palette[:, site_part] * torch.where(site_part[None] == 0, stripes, 1.0)[..., None]
-            cam = split_label(lab, resolution)
-            verts, _ = sh.pose_shells(template, shell, cam["betas"], cam["body_pose"],
-                                      cam["global_orient"])
-            means = sh.interpolate_sites(verts, template.faces, sites["shell"], sites["face"],
-                                         sites["bary"])
-            n = means.shape[1]
-            out = render_gaussians(
-                means, torch.tensor([1.0, 0, 0, 0]).expand(b, n, 4), torch.full((b, n, 3), 0.012),
-                torch.full((b, n), 0.95), colors.clamp(0, 1), cam["viewmats"], cam["Ks"],
-                resolution, resolution, background=torch.ones(b, 3))
-            images.append(out["image"].permute(0, 3, 1, 2) * 2 - 1)
+            colors = palette[:, self.site_part] * torch.where(self.site_part[None] == 0, stripes,
+                                                              1.0)[..., None]
+            images.append(self._render(lab, colors.clamp(0, 1), torch.ones(b, 3)).permute(
+                0, 3, 1, 2) * 2 - 1)
         self.images = torch.cat(images)
+
+    def _render(self, labels: torch.Tensor, colors: torch.Tensor, background: torch.Tensor
+                ) -> torch.Tensor:
+        """The mannequin's sites posed by `labels` [B, 107] with per-site colours [B, P, C]."""
+        cam = split_label(labels, self.resolution)
+        verts, _ = sh.pose_shells(self.template, self.template.v_template[None], cam["betas"],
+                                  cam["body_pose"], cam["global_orient"])
+        means = sh.interpolate_sites(verts, self.template.faces, self.sites["shell"],
+                                     self.sites["face"], self.sites["bary"])
+        b, n = means.shape[:2]
+        out = render_gaussians(
+            means, torch.tensor([1.0, 0, 0, 0]).expand(b, n, 4), torch.full((b, n, 3), 0.012),
+            torch.full((b, n), 0.95), colors, cam["viewmats"], cam["Ks"], self.resolution,
+            self.resolution, background=background)
+        return out["image"]  # [B, H, W, C]
+
+    @torch.no_grad()
+    def render_parts(self, labels: torch.Tensor) -> torch.Tensor:
+        """Part layout of the conditioning bodies: [B, H, W] long, -1 = background, else the
+        garment id (0 shirt, 1 trousers, 2 skin, 3 shoes) covering the pixel most."""
+        b = labels.shape[0]
+        onehot = F.one_hot(self.site_part, self.NUM_PARTS).float().expand(b, -1, -1)
+        cover = self._render(labels, onehot, torch.zeros(b, self.NUM_PARTS))  # [B, H, W, 4]
+        return torch.where(cover.sum(-1) > 0.5, cover.argmax(-1), -1)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -351,11 +351,13 @@ def load_run(ckpt_path: str | Path, device: str = "auto"):
 
 
 def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None,
-             num_images: int | None = None) -> dict:
+             num_images: int | None = None, keypoint_steps: int | None = None) -> dict:
     """Full evaluation of a checkpoint: metrics JSON + figures under <run>/eval/."""
     from .evaluation import run_evaluation
 
     cfg, gen_ema, _, template, step = load_run(ckpt_path)
+    if keypoint_steps is not None:
+        cfg = dataclasses.replace(cfg, eval_keypoint_steps=keypoint_steps)
     out = Path(out_dir) if out_dir else Path(ckpt_path).resolve().parent.parent / "eval"
     try:
         out.mkdir(parents=True, exist_ok=True)

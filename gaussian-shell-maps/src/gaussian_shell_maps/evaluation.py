@@ -45,13 +45,40 @@ def _real_and_labels(data, n: int, seed: int = 0):
 
 
 def quick_quality(cfg: Config, gen, data, device=None, n: int | None = None) -> dict[str, float]:
-    """FID/KID of G against the training images (with the configured feature extractor)."""
+    """FID/KID of G against the training images (with the configured feature extractor); on
+    the synthetic mannequins also the pose-conditioned garment measures (`part_measures`)."""
     n = min(n or cfg.eval_num_images, len(data))
     real, labels = _real_and_labels(data, n)
     fake = generate(gen, labels, cfg.data_resolution, backend=eval_backend(cfg, gen))
     extractor = M.feature_extractor(cfg.inception_path)
     fr, ff = extractor(real), extractor(fake)
-    return {"fid": M.fid(fr, ff), "kid": M.kid(fr, ff, subset_size=min(100, n))}
+    out = {"fid": M.fid(fr, ff), "kid": M.kid(fr, ff, subset_size=min(100, n))}
+    if hasattr(data, "render_parts"):
+        out.update(part_measures(data, real, labels, fake, labels, cfg.eval_garment_steps))
+    return out
+
+
+def part_measures(data, real: torch.Tensor, real_labels: torch.Tensor, fake: torch.Tensor,
+                  fake_labels: torch.Tensor, garment_steps: int = 400) -> dict[str, float]:
+    """Garment-layout agreement of fakes with their conditioning bodies (metrics.part_statistics):
+    mean part R^2, silhouette IoU, the Frechet distance of per-part colour statistics between
+    real and fake images (`part_fd`) and of GarmentNet features (`garment_fd`)."""
+    stats_f = M.part_statistics(fake, data.render_parts(fake_labels))
+    stats_r = M.part_statistics(real, data.render_parts(real_labels))
+    net = garment_net(data, steps=garment_steps)
+    with torch.no_grad():
+        garment_fd = M.fid(net.features(real), net.features(fake))
+    return {"part_r2": float(stats_f["r2"].mean()), "silhouette_iou": float(stats_f["iou"].mean()),
+            "part_fd": M.fid(stats_r["feats"], stats_f["feats"]), "garment_fd": garment_fd}
+
+
+def garment_net(data, n: int = 256, steps: int = 400) -> M.GarmentNet:
+    """The GarmentNet of a synthetic dataset, trained once on its images (cached on it)."""
+    if getattr(data, "_garment_net", None) is None:
+        real, labels = _real_and_labels(data, min(n, len(data)), seed=3)
+        targets = M.part_statistics(real, data.render_parts(labels))["feats"]
+        data._garment_net = M.train_garment_net(real, targets, steps=steps)
+    return data._garment_net
 
 
 @torch.no_grad()
