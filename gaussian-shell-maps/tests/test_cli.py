@@ -27,25 +27,32 @@ FAST = [*SMALL, "--eval_keypoint_steps", "2"]
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """A 3-step tiny run with checkpoints after steps 2 and 3 (last.pt and last.prev.pt)."""
+    """A 3-step tiny run on labels in the official SHHQ layout (camera on -z, flipped body),
+    with checkpoints after steps 2 and 3 (last.pt and last.prev.pt)."""
     out = tmp_path_factory.mktemp("run") / "run"
     train_script.main(["--config", TINY, *FAST, "--steps", "3", "--save_every", "2",
-                       "--out_dir", str(out)])
+                       "--data_label_convention", "official", "--out_dir", str(out)])
     return out
 
 
 def test_train_then_eval_round_trip(run, tmp_path):
+    import numpy as np
+
     for name in ("config.json", "metrics.jsonl", "ckpt/last.pt", "ckpt/last.prev.pt"):
         assert (run / name).is_file(), name
     assert load_checkpoint(run / "ckpt" / "last.pt")["step"] == 3
     assert load_checkpoint(run / "ckpt" / "last.prev.pt")["step"] == 2
+    seq = np.stack([np.full(5, 3.08), np.zeros(5), np.linspace(-0.5, 0.5, 5)], 1)
+    np.save(tmp_path / "seq_novel_pose.npy", seq.astype(np.float32))  # official [F, 3] layout
     metrics = eval_script.main(["--ckpt", str(run / "ckpt" / "last.pt"), "--num_images", "16",
-                                "--out_dir", str(tmp_path / "eval")])
-    for key in ("fid", "kid", "pck_fake", "multiview_psnr", "renders_per_s_512"):
+                                "--out_dir", str(tmp_path / "eval"), "--pose_seq",
+                                str(tmp_path / "seq_novel_pose.npy")])
+    for key in ("fid", "kid", "pck_fake", "multiview_psnr", "renders_per_s_512", "part_r2",
+                "garment_fd"):
         assert key in metrics
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["feature_extractor"] == "standin-randconv256"
-    for fig in ("samples.png", "turntable.png", "repose.png", "sample_0.ply"):
+    for fig in ("samples.png", "turntable.png", "repose.png", "novel_pose.png", "sample_0.ply"):
         assert (tmp_path / "eval" / fig).is_file()
     # reloading twice gives identical generators
     _, g1, _, _, _ = load_run(run / "ckpt" / "last.pt")

@@ -9,7 +9,6 @@ over ranks after each phase (distributed.py).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -18,13 +17,12 @@ import torch
 from tqdm import trange
 
 from . import losses as L
+from .builders import build_dataset, build_models, gsm_config  # noqa: F401 (re-exported)
 from .config import Config, config_from_dict, config_to_json
-from .data import HumanImageFolder, SyntheticMannequins
 from .distributed import Dist, init_distributed
-from .model import GSMConfig, GSMGenerator, HumanDiscriminator, crop_boxes, load_uv_mask
+from .model import crop_boxes
 from .render import resolve_backend
 from .runtime import (
-    SUBPROJECT,
     CheckpointError,
     ConfigError,
     MetricsLogger,
@@ -33,52 +31,17 @@ from .runtime import (
     make_run_dir,
     resolve_device,
     resume_checkpoint,
-    save_checkpoint,
     seed_everything,
     set_determinism,
 )
-from .template import find_asset, load_body_template, load_shell_base, read_part_vertices
-
-ARCH = SUBPROJECT
-
-
-def gsm_config(cfg: Config) -> GSMConfig:
-    names = {f.name for f in dataclasses.fields(GSMConfig)}
-    return GSMConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
-
-
-def build_models(cfg: Config, device: torch.device):
-    """G, G_ema, D rebuilt from a Config (SMPL and the meshes are reloaded from their paths)."""
-    names = (cfg.base_mesh, cfg.shrunk_mesh, cfg.smpl_shrunk_mesh, cfg.uv_mask, cfg.part_vertices)
-    if not cfg.smpl_path and any(n and not Path(n).is_absolute() for n in names):
-        raise ConfigError("asset names relative to smpl_path but smpl_path is empty",
-                          "set --smpl_path to the assets folder, or clear base_mesh, "
-                          "shrunk_mesh, smpl_shrunk_mesh, uv_mask, part_vertices")
-    template = load_body_template(cfg.smpl_path, need_uv=not cfg.base_mesh,
-                                  smpl_shrunk_mesh=cfg.smpl_shrunk_mesh)
-    base = load_shell_base(template, cfg.smpl_path, cfg.base_mesh, cfg.shrunk_mesh)
-    head_ids = (read_part_vertices(find_asset(cfg.smpl_path, cfg.part_vertices))
-                if cfg.part_vertices else None)
-    if head_ids is not None and int(head_ids.max()) >= template.v_template.shape[0]:
-        raise UserError(f"{cfg.part_vertices}: vertex id {int(head_ids.max())} past SMPL's "
-                        f"{template.v_template.shape[0]} vertices")
-    uv_mask = (load_uv_mask(find_asset(cfg.smpl_path, cfg.uv_mask), cfg.tex_resolution)
-               if cfg.uv_mask else None)
-    gen = GSMGenerator(gsm_config(cfg), template, base, head_ids, uv_mask).to(device)
-    gen_ema = copy.deepcopy(gen).eval().requires_grad_(False)
-    disc = HumanDiscriminator(cfg.data_resolution, cfg.d_channel_base, cfg.d_channel_max,
-                              cfg.mbstd_group, cfg.face_resolution if cfg.use_face_disc else 0)
-    return template, gen, gen_ema, disc.to(device)
-
-
-def build_dataset(cfg: Config, template):
-    if cfg.data_name == "synthetic":
-        return SyntheticMannequins(template, cfg.data_num_synthetic, cfg.data_resolution, cfg.seed,
-                                   convention=cfg.data_label_convention)
-    if not cfg.data_root:
-        raise ConfigError(f"data_name={cfg.data_name!r} needs data_root",
-                          "--data_root /path/to/shhq (dataset.mat or dataset.json + images/)")
-    return HumanImageFolder(cfg.data_root, cfg.data_resolution, cfg.background, cfg.data_divide_fx)
+from .state import (  # noqa: F401 (capture_rng re-exported for tests and tools)
+    ARCH,
+    _check_same_config,
+    _load_state,
+    _save,
+    capture_rng,
+    restore_rng,
+)
 
 
 def make_optimizers(cfg: Config, gen, disc):
@@ -271,72 +234,6 @@ def _draw_batch(data, batch_size: int, loader_gen, per_rank: slice, device):
     return real, label, gen_label
 
 
-def capture_rng(device: torch.device) -> dict[str, torch.Tensor]:
-    """This process's RNG states: CPU, and the training device's CUDA generator (latents,
-    perturbed barycentrics and R1 noise come from it on a GPU)."""
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def restore_rng(ckpt: dict, sync: Dist, fallback_seed: int) -> None:
-    """This rank's CPU (and CUDA) RNG states from the checkpoint; if the number of processes
-    changed since it was written, a fresh per-rank seed instead (the run continues, not
-    bit-identically)."""
-    states = ckpt.get("rng_ranks") or [{"cpu": ckpt["rng_cpu"]}]
-    if len(states) != sync.world:
-        print(f"resuming a {len(states)}-process run with {sync.world}: latents re-seeded")
-        torch.manual_seed(fallback_seed + sync.rank)
-        return
-    state = states[sync.rank]
-    torch.set_rng_state(state["cpu"])
-    if sync.device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], sync.device)
-
-
-def _save(path: Path, cfg, step, gen, gen_ema, disc, opt_g, opt_d, loader_gen, sync: Dist) -> None:
-    """Rank 0 writes the checkpoint (after checking that the replicas agree); all ranks wait."""
-    sync.check_consistent(gen, "G")
-    sync.check_consistent(disc, "D")
-    rng = sync.gather(capture_rng(sync.device))
-    if sync.main:
-        save_checkpoint(path, arch=ARCH, step=step, config=dataclasses.asdict(cfg),
-                        model=gen.state_dict(), ema=gen_ema.state_dict(), disc=disc.state_dict(),
-                        optimizer={"g": opt_g.state_dict(), "d": opt_d.state_dict()},
-                        rng_cpu=rng[0]["cpu"], rng_ranks=rng, rng_loader=loader_gen.get_state(),
-                        world_size=sync.world)
-    sync.barrier()
-
-
-# config keys that change tensor shapes: a checkpoint of another value cannot be loaded
-_SHAPE_KEYS = ("num_shells", "num_gaussians", "z_dim", "w_dim", "map_depth", "tex_resolution",
-               "tex_channels", "channel_base", "channel_max", "decoder_hidden", "d_channel_base",
-               "d_channel_max", "data_resolution", "use_face_disc", "face_resolution")
-
-
-def _check_same_config(ckpt: dict, cfg: Config, path) -> None:
-    old = ckpt.get("config", {})
-    diff = [f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in _SHAPE_KEYS
-            if k in old and old[k] != getattr(cfg, k)]
-    if diff:
-        raise CheckpointError(f"{path} was written with another model config ({'; '.join(diff)})",
-                              "resume with the run's own config.json, or use a new --out_dir")
-
-
-def _load_state(ckpt: dict, gen, gen_ema, disc, opt_g=None, opt_d=None) -> None:
-    try:
-        gen.load_state_dict(ckpt["model"], strict=True)
-        gen_ema.load_state_dict(ckpt["ema"], strict=True)
-        disc.load_state_dict(ckpt["disc"], strict=True)
-        if opt_g is not None:
-            opt_g.load_state_dict(ckpt["optimizer"]["g"])
-            opt_d.load_state_dict(ckpt["optimizer"]["d"])
-    except (RuntimeError, KeyError, ValueError, TypeError) as err:
-        raise CheckpointError("checkpoint does not match the configured model",
-                              f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from err
-
-
 def load_run(ckpt_path: str | Path, device: str = "auto"):
     """(cfg, G_ema, D, template, step) rebuilt from a checkpoint's own config."""
     ckpt = load_checkpoint(ckpt_path)
@@ -351,10 +248,14 @@ def load_run(ckpt_path: str | Path, device: str = "auto"):
 
 
 def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None,
-             num_images: int | None = None, keypoint_steps: int | None = None) -> dict:
-    """Full evaluation of a checkpoint: metrics JSON + figures under <run>/eval/."""
+             num_images: int | None = None, keypoint_steps: int | None = None,
+             pose_seq: str | None = None) -> dict:
+    """Full evaluation of a checkpoint: metrics JSON + figures under <run>/eval/ (with
+    `pose_seq`, also one identity re-posed by that .npy sequence: novel_pose.png)."""
     from .evaluation import run_evaluation
+    from .tools import load_pose_sequence
 
+    seq = load_pose_sequence(pose_seq) if pose_seq else None  # fail before the slow part
     cfg, gen_ema, _, template, step = load_run(ckpt_path)
     if keypoint_steps is not None:
         cfg = dataclasses.replace(cfg, eval_keypoint_steps=keypoint_steps)
@@ -365,6 +266,6 @@ def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None,
         raise UserError(f"cannot create the evaluation folder {out} ({type(err).__name__})",
                         "choose a writable --out_dir") from err
     data = build_dataset(cfg, template)
-    result = {"step": step, **run_evaluation(cfg, gen_ema, data, out, num_images)}
+    result = {"step": step, **run_evaluation(cfg, gen_ema, data, out, num_images, seq)}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

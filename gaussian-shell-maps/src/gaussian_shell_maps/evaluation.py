@@ -165,7 +165,8 @@ def save_grid(images: torch.Tensor, path: Path, cols: int) -> None:
     plt.imsave(path, ((grid.permute(1, 2, 0) + 1) / 2).clamp(0, 1).numpy())
 
 
-def run_evaluation(cfg: Config, gen, data, out: Path, num_images: int | None = None) -> dict:
+def run_evaluation(cfg: Config, gen, data, out: Path, num_images: int | None = None,
+                   pose_seq: torch.Tensor | None = None) -> dict:
     """Metrics and figures; the figures' cameras and bodies come from a dataset label, so they
     work in either label convention (ours, or the official camera-on--z / flipped body)."""
     n = min(num_images or cfg.eval_num_images, len(data))
@@ -188,9 +189,14 @@ def run_evaluation(cfg: Config, gen, data, out: Path, num_images: int | None = N
     poses[:, 0], poses[:, 3] = -0.5 * t, 0.5 * t  # hips (joints 1, 2) swing
     save_grid(render_identity(gen, z, repose_labels(base, poses), res, backend=backend),
               out / "repose.png", 6)
+    figures = ["samples.png", "turntable.png", "repose.png", "sample_0.ply"]
+    if pose_seq is not None:  # official gen_novel_pose.py: the label's camera, a new sequence
+        save_grid(render_identity(gen, z, repose_labels(base, pose_seq), res, backend=backend),
+                  out / "novel_pose.png", min(len(pose_seq), 8))
+        figures.append("novel_pose.png")
     with torch.no_grad():
         g = gen(z[None], base.to(dev)[None], res, noise=False, backend=backend)["gaussians"]
     export_ply(out / "sample_0.ply", *(g[k][0] for k in ("means", "quats", "scales", "opacities",
                                                           "colors")))
-    result["figures"] = ["samples.png", "turntable.png", "repose.png", "sample_0.ply"]
+    result["figures"] = figures
     return result
