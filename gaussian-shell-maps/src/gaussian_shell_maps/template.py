@@ -466,8 +466,10 @@ def check_same_topology(faces: torch.Tensor, ref_faces: torch.Tensor, path, what
                         f"{ref_faces.shape[0]}", f"use the mesh made for {what}")
     if int(faces.max()) >= int(ref_faces.max()) + 1 or int(faces.min()) < 0:
         raise DataError(f"{path} indexes vertices {what} does not have")
-    key = lambda fc: set(map(tuple, torch.sort(fc, dim=1).values.tolist()))
-    differ = len(key(faces) ^ key(ref_faces)) // 2
+    mine = [tuple(t) for t in torch.sort(faces, dim=1).values.tolist()]
+    theirs = {tuple(t) for t in torch.sort(ref_faces, dim=1).values.tolist()}
+    # triangles of the reference that the mesh lacks (a rewired or repeated triangle each)
+    differ = len(theirs - set(mine))
     if differ:
         raise DataError(f"{path}: {differ} of {faces.shape[0]} triangles are not {what}'s",
                         f"the UV mesh must have {what}'s vertex order and triangles")
