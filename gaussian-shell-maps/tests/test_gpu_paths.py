@@ -120,3 +120,25 @@ def test_torchrun_two_processes_on_one_gpu_with_gloo(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "ddp" / "ckpt" / "last.pt")
     assert ckpt["world_size"] == 2 and all("cuda" in s for s in ckpt["rng_ranks"])
+
+
+def test_bench_gpu_without_cuda_says_so_and_exits_cleanly(capsys, monkeypatch, tmp_path):
+    import bench
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert bench.main(["--gpu", "--json", str(tmp_path / "b.json")]) == {}
+    assert "no CUDA: GPU figures skipped" in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+@CUDA
+def test_bench_gpu_figures(tmp_path):
+    import json
+
+    import bench
+
+    result = bench.main(["--gpu", "--json", str(tmp_path / "b.json")])
+    saved = json.loads((tmp_path / "b.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert saved["gsplat_cuda_512"]["renders_per_s"] > 0
+    assert saved["gsplat_cuda_512"]["num_gaussians"] == 100000

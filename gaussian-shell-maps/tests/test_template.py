@@ -112,12 +112,13 @@ def test_base_mesh_checks_go_beyond_counts(tmp_path, template):
 def test_paper_style_asset_names_build_the_models(standin_assets):
     """The paper preset's asset keys on the stand-in assets folder: knn-skinned base mesh,
     shrunk inner shells, mask_uv.png and parts_vertices.yaml all reach the generator."""
+    from tests_paths import TINY
+
     from gaussian_shell_maps.builders import build_models
     from gaussian_shell_maps.config import parse_config
     from gaussian_shell_maps.model import load_uv_mask
     from gaussian_shell_maps.runtime import ConfigError
     from gaussian_shell_maps.template import STANDIN_FILES, read_part_vertices
-    from tests_paths import TINY
 
     names = [x for k, n in STANDIN_FILES.items() for x in (f"--{k}", n)]
     cfg = parse_config(["--config", TINY, "--num_gaussians", "200", "--smpl_path",
