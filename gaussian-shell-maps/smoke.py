@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
 
             shutil.rmtree(run)
         assets = write_standin_assets(out / "assets")
-        sources = ["--data_name", "synthetic", "--data_num_synthetic", "8",
+        sources = ["--data_name", "synthetic", "--data_root", "", "--data_num_synthetic", "8",
                    "--data_label_convention", "official", "--smpl_path", str(assets),
                    "--device", device, "--save_every", "2", "--log_every", "1",
                    "--out_dir", str(run), "--batch_size", str(batch)]

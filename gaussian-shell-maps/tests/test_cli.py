@@ -77,6 +77,7 @@ def test_probe_user_errors_are_one_line_with_exit_2(capsys, tmp_path, run):
                                               "--data_root", "/nonexistent", "--out_dir",
                                               str(tmp_path / "r")])
     assert "/nonexistent" in line
+    assert not (tmp_path / "r").exists()  # failed before making a run folder
     line = _probe(capsys, eval_script.main, ["--ckpt", "/nonexistent/last.pt"])
     assert line.startswith("error: checkpoint not found: /nonexistent/last.pt")
     notes = tmp_path / "notes.txt"

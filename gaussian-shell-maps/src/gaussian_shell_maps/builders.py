@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import warnings
 from pathlib import Path
 
 import torch
@@ -11,7 +12,7 @@ import torch
 from .config import Config
 from .data import HumanImageFolder, SyntheticMannequins
 from .model import GSMConfig, GSMGenerator, HumanDiscriminator, load_uv_mask
-from .runtime import ConfigError, UserError
+from .runtime import ConfigError, MissingPathError, UserError
 from .template import find_asset, load_body_template, load_shell_base, read_part_vertices
 
 
@@ -42,6 +43,23 @@ def build_models(cfg: Config, device: torch.device):
     disc = HumanDiscriminator(cfg.data_resolution, cfg.d_channel_base, cfg.d_channel_max,
                               cfg.mbstd_group, cfg.face_resolution if cfg.use_face_disc else 0)
     return template, gen, gen_ema, disc.to(device)
+
+
+def check_sources(cfg: Config) -> None:
+    """Fail fast (before a run folder is made) on a missing data or assets folder."""
+    if cfg.data_name != "synthetic":
+        if not cfg.data_root:
+            raise ConfigError(f"data_name={cfg.data_name!r} needs data_root",
+                              "--data_root /path/to/shhq (dataset.mat or dataset.json + images/)")
+        if not Path(cfg.data_root).is_dir():
+            raise MissingPathError(f"data_root {cfg.data_root} is not a folder",
+                                   "a folder with dataset.mat or dataset.json and images/")
+    elif cfg.data_root:
+        warnings.warn(f"data_root={cfg.data_root!r} is ignored with data_name='synthetic'",
+                      stacklevel=2)
+    if cfg.smpl_path and not Path(cfg.smpl_path).is_dir():
+        raise MissingPathError(f"smpl_path {cfg.smpl_path} is not a folder",
+                               "the official assets/ folder with smpl/SMPL_NEUTRAL.npz added")
 
 
 def build_dataset(cfg: Config, template):

@@ -17,7 +17,12 @@ import torch
 from tqdm import trange
 
 from . import losses as L
-from .builders import build_dataset, build_models, gsm_config  # noqa: F401 (re-exported)
+from .builders import (  # noqa: F401 (gsm_config re-exported)
+    build_dataset,
+    build_models,
+    check_sources,
+    gsm_config,
+)
 from .config import Config, config_from_dict, config_to_json
 from .distributed import Dist, init_distributed
 from .model import crop_boxes
@@ -157,6 +162,7 @@ def update_ema(gen, gen_ema, cfg: Config, batch: int, cur_nimg: int) -> None:
 
 def fit(cfg: Config) -> dict:
     """Train (one process, or every rank under torchrun); returns the last logged metrics."""
+    check_sources(cfg)
     sync = init_distributed(cfg.device)
     if cfg.batch_size % sync.world:
         raise ConfigError(f"batch_size={cfg.batch_size} (the global batch) must be divisible "
