@@ -29,13 +29,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--pose_seq", default=None,
                         help=".npy pose sequence ([F,3] global orientations as the official "
                              "seq_novel_pose.npy, [F,69] body poses or [F,72]) -> novel_pose.png")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer views/frames for the figures and speed (smoke runs)")
     args = parser.parse_args(argv)
     if args.num_images is not None and args.num_images < 2:
         raise ConfigError(f"--num_images {args.num_images}: need at least 2 images")
     if args.keypoint_steps is not None and args.keypoint_steps < 0:
         raise ConfigError(f"--keypoint_steps {args.keypoint_steps}: must be >= 0")
     result = evaluate(args.ckpt, args.out_dir, args.num_images, args.keypoint_steps,
-                      args.pose_seq)
+                      args.pose_seq, args.quick)
     print(json.dumps(result, indent=2))
     return result
 

@@ -78,8 +78,9 @@ def main(argv: list[str] | None = None) -> dict:
             raise RuntimeError("the resumed run did not report 'resumed from step 2'")
         record["eval_s"], rss_eval = _phase(
             [sys.executable, "eval.py", "--ckpt", str(run / "ckpt" / "last.pt"),
-             "--num_images", "8", "--keypoint_steps", "5"], out / "eval.log")
+             "--num_images", "8", "--keypoint_steps", "5", "--quick"], out / "eval.log")
         record["peak_rss_mib"] = max(rss_train, rss_resume, rss_eval)
+        record.update(train_rss_mib=rss_train, resume_rss_mib=rss_resume, eval_rss_mib=rss_eval)
         cuda = [r["cuda_max_mem_mib"] for r in read_metrics(run) if "cuda_max_mem_mib" in r]
         record["cuda_max_mem_mib"] = max(cuda) if cuda else None
         record["ok"] = True

@@ -255,7 +255,7 @@ def load_run(ckpt_path: str | Path, device: str = "auto"):
 
 def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None,
              num_images: int | None = None, keypoint_steps: int | None = None,
-             pose_seq: str | None = None) -> dict:
+             pose_seq: str | None = None, quick: bool = False) -> dict:
     """Full evaluation of a checkpoint: metrics JSON + figures under <run>/eval/ (with
     `pose_seq`, also one identity re-posed by that .npy sequence: novel_pose.png)."""
     from .evaluation import run_evaluation
@@ -272,6 +272,6 @@ def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None,
         raise UserError(f"cannot create the evaluation folder {out} ({type(err).__name__})",
                         "choose a writable --out_dir") from err
     data = build_dataset(cfg, template)
-    result = {"step": step, **run_evaluation(cfg, gen_ema, data, out, num_images, seq)}
+    result = {"step": step, **run_evaluation(cfg, gen_ema, data, out, num_images, seq, quick)}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

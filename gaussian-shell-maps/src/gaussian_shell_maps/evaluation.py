@@ -166,7 +166,7 @@ def save_grid(images: torch.Tensor, path: Path, cols: int) -> None:
 
 
 def run_evaluation(cfg: Config, gen, data, out: Path, num_images: int | None = None,
-                   pose_seq: torch.Tensor | None = None) -> dict:
+                   pose_seq: torch.Tensor | None = None, quick: bool = False) -> dict:
     """Metrics and figures; the figures' cameras and bodies come from a dataset label, so they
     work in either label convention (ours, or the official camera-on--z / flipped body)."""
     n = min(num_images or cfg.eval_num_images, len(data))
@@ -176,19 +176,21 @@ def run_evaluation(cfg: Config, gen, data, out: Path, num_images: int | None = N
     result = {"feature_extractor": M.feature_extractor(cfg.inception_path).name,
               "num_images": n, **quick_quality(cfg, gen, data, n=n)}
     result.update(pose_accuracy(cfg, gen, data, n=max(8, n // 4)))
-    result["multiview_psnr"] = multiview_consistency(cfg, gen, base)
-    result.update(render_speed(gen, 512, repeats=2, backend=backend))
+    # quick: fewer views and frames (the CPU smoke run at 512 px with 100k Gaussians)
+    frames, poses_n = (4, 3) if quick else (8, 6)
+    result["multiview_psnr"] = multiview_consistency(cfg, gen, base, identities=1 if quick else 4)
+    result.update(render_speed(gen, 512, repeats=1 if quick else 2, backend=backend))
     res, dev = cfg.data_resolution, next(gen.parameters()).device
     save_grid(generate(gen, labels, res, backend=backend), out / "samples.png", cols=8)
     z = torch.randn(gen.cfg.z_dim, generator=torch.Generator().manual_seed(7)).to(dev)
-    save_grid(render_identity(gen, z, turntable_labels(base, 8), res, backend=backend),
-              out / "turntable.png", 8)
-    poses = base[28:97].expand(6, -1).clone()
-    t = torch.linspace(0, 1, 6)
+    save_grid(render_identity(gen, z, turntable_labels(base, frames), res, backend=backend),
+              out / "turntable.png", frames)
+    poses = base[28:97].expand(poses_n, -1).clone()
+    t = torch.linspace(0, 1, poses_n)
     poses[:, 15 * 3 + 2], poses[:, 16 * 3 + 2] = -1.3 * t, 1.3 * t  # lower the arms
     poses[:, 0], poses[:, 3] = -0.5 * t, 0.5 * t  # hips (joints 1, 2) swing
     save_grid(render_identity(gen, z, repose_labels(base, poses), res, backend=backend),
-              out / "repose.png", 6)
+              out / "repose.png", poses_n)
     figures = ["samples.png", "turntable.png", "repose.png", "sample_0.ply"]
     if pose_seq is not None:  # official gen_novel_pose.py: the label's camera, a new sequence
         save_grid(render_identity(gen, z, repose_labels(base, pose_seq), res, backend=backend),
