@@ -176,3 +176,4 @@ def test_a_checkpoint_of_another_config_is_a_user_error(tmp_path, run):
     args = ["--config", TINY, *FAST, "--steps", "4", "--out_dir", str(run)]
     with pytest.raises(UserError, match="num_gaussians: 200 -> 400"):
         train_script.main([*args, "--num_gaussians", "400"])
+    assert json.loads((run / "config.json").read_text())["num_gaussians"] == 200  # kept

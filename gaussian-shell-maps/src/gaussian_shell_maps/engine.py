@@ -172,6 +172,10 @@ def fit(cfg: Config) -> dict:
     device = sync.device
     run_dir = Path(sync.share(str(make_run_dir(cfg.out_dir, cfg.config_name)) if sync.main
                               else None))
+    last = run_dir / "ckpt" / "last.pt"
+    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt with a warning
+    if ckpt is not None:  # before config.json is rewritten: a foreign config is refused
+        _check_same_config(ckpt, cfg, last)
     if sync.main:
         (run_dir / "config.json").write_text(config_to_json(cfg))
         print(config_to_json(cfg))
@@ -183,11 +187,8 @@ def fit(cfg: Config) -> dict:
         torch.manual_seed(cfg.seed + sync.rank)
     opt_g, opt_d = make_optimizers(cfg, gen, disc)
     start = 0
-    last = run_dir / "ckpt" / "last.pt"
     loader_gen = torch.Generator().manual_seed(cfg.seed)  # same on all ranks: one global batch
-    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt with a warning
     if ckpt is not None:  # resume: weights, optimisers and every RNG stream
-        _check_same_config(ckpt, cfg, last)
         _load_state(ckpt, gen, gen_ema, disc, opt_g, opt_d)
         start = ckpt["step"]
         restore_rng(ckpt, sync, cfg.seed + 1000 * start)
