@@ -1,17 +1,18 @@
-"""Train a Gaussian Shell Maps GAN: `python train.py --config configs/tiny.toml [--field value]`."""
+"""Train a Gaussian Shell Maps GAN: `python train.py --config configs/tiny.toml [--field value]`.
+
+User errors print one line `error: ...` and exit with status 2 (`--debug` shows the traceback).
+"""
 
 from __future__ import annotations
 
-import sys
-
 from gaussian_shell_maps.config import parse_config
 from gaussian_shell_maps.engine import fit
+from gaussian_shell_maps.runtime import cli
 
 
 def main(argv: list[str] | None = None) -> dict:
-    cfg = parse_config(sys.argv[1:] if argv is None else argv)
-    return fit(cfg)
+    return fit(parse_config(argv))
 
 
 if __name__ == "__main__":
-    main()
+    cli(main)

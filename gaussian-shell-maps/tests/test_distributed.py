@@ -64,20 +64,30 @@ def _torchrun(out, steps: int, *extra: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_torchrun_two_processes_train_resume_and_reject_odd_batch(tmp_path):
+def test_torchrun_two_processes_train_and_resume(tmp_path):
     out = tmp_path / "run"
     for steps in (2, 4):  # 2 steps, then resume to 4
         proc = _torchrun(out, steps)
         assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(out / "ckpt" / "last.pt")
     assert ckpt["step"] == 4 and ckpt["world_size"] == 2
-    assert len(ckpt["rng_cpu_ranks"]) == 2  # per-rank latent streams, restored on resume
-    assert not torch.equal(ckpt["rng_cpu_ranks"][0], ckpt["rng_cpu_ranks"][1])
+    assert len(ckpt["rng_ranks"]) == 2  # per-rank latent streams, restored on resume
+    assert not torch.equal(ckpt["rng_ranks"][0]["cpu"], ckpt["rng_ranks"][1]["cpu"])
     records = [r for r in read_metrics(out) if r["split"] == "train"]
     assert [r["step"] for r in records] == [0, 1, 2, 3]  # rank 0 alone logs, once per step
     assert json.loads((out / "config.json").read_text())["batch_size"] == 4
-    bad = _torchrun(tmp_path / "odd", 1, "--batch_size", "3")
-    assert bad.returncode != 0 and "must be divisible" in bad.stderr
+
+
+def test_a_global_batch_the_ranks_cannot_split_is_a_user_error(monkeypatch, tmp_path):
+    from gaussian_shell_maps import engine
+    from gaussian_shell_maps.config import parse_config
+    from gaussian_shell_maps.runtime import ConfigError
+
+    monkeypatch.setattr(engine, "init_distributed", lambda device: Dist(0, 2, torch.device("cpu")))
+    cfg = parse_config(["--config", TINY, *SMALL, "--batch_size", "3", "--out_dir",
+                        str(tmp_path)])
+    with pytest.raises(ConfigError, match="must be divisible"):
+        engine.fit(cfg)
 
 
 @pytest.mark.gpu

@@ -156,9 +156,41 @@ def test_rasterize_gradcheck_float64(rng):
 def test_gsplat_cuda_matches_torch_backend(rng):
     means, quats, scales, ops, cols = (t.cuda() for t in _random_scene(rng, n=50))
     view, K = (t.cuda() for t in _camera(2, 32, 32))
-    a = render_gaussians(means, quats, scales, ops, cols, view, K, 32, 32, backend="torch")
-    b = render_gaussians(means, quats, scales, ops, cols, view, K, 32, 32, backend="gsplat")
-    torch.testing.assert_close(a["image"], b["image"], atol=1e-3, rtol=1e-3)  # fp32 kernel order
+    for background in (None, torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.2, 0.1]], device="cuda")):
+        a = render_gaussians(means, quats, scales, ops, cols, view, K, 32, 32, background,
+                             backend="torch")
+        b = render_gaussians(means, quats, scales, ops, cols, view, K, 32, 32, background,
+                             backend="gsplat")
+        for key in ("image", "alpha", "depth"):  # fp32 kernel order
+            torch.testing.assert_close(a[key], b[key], atol=1e-3, rtol=1e-3)
+
+
+def test_gsplat_call_gets_a_colour_only_background(monkeypatch, rng):
+    """gsplat 1.5.3 appends the depth channel's zero background itself in RGB+D mode and then
+    asserts backgrounds.shape == (C, channels): a background that already carries the depth
+    zero fails at step 0 of every CUDA run. Checked on CPU with gsplat's check re-enacted."""
+    import gsplat
+
+    from gaussian_shell_maps.render import _render_gsplat
+
+    calls = []
+
+    def fake_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                           render_mode="RGB", backgrounds=None, **kwargs):
+        channels = colors.shape[-1] + (render_mode == "RGB+D")  # gsplat adds the depth
+        if backgrounds is not None:  # gsplat 1.5.3 rendering.py: concat zero, then assert
+            backgrounds = torch.cat([backgrounds, torch.zeros(*backgrounds.shape[:-1], 1)], -1)
+            assert backgrounds.shape == (viewmats.shape[0], channels), backgrounds.shape
+        calls.append(render_mode)
+        out = torch.zeros(viewmats.shape[0], height, width, channels)
+        return out, torch.zeros(viewmats.shape[0], height, width, 1), {}
+
+    monkeypatch.setattr(gsplat, "rasterization", fake_rasterization)
+    means, quats, scales, ops, cols = _random_scene(rng, n=5)
+    view, K = _camera(2, 8, 8)
+    out = _render_gsplat(means, quats, scales, ops, cols, view, K, 8, 8, torch.ones(2, 3))
+    assert calls == ["RGB+D", "RGB+D"] and out["image"].shape == (2, 8, 8, 3)
+    assert out["depth"].shape == (2, 8, 8, 1)
 
 
 def test_volume_baseline_renders_the_same_blob():

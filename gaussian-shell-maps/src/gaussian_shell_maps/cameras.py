@@ -53,6 +53,54 @@ def make_label(c2w: torch.Tensor, k_norm: torch.Tensor, global_orient: torch.Ten
     return torch.cat([c2w.flatten(1), k_norm.flatten(1), global_orient, body_pose, betas], 1)
 
 
+# the official SHHQ / DeepFashion label convention (assets/pose_example.npy): a fixed camera on
+# the -z axis looking along +z (cam2world rotation = identity, OpenCV axes), fx ~ 4.89 of the
+# image width, and the SMPL body turned upside down by global_orient ~ (pi, 0, 0) so that it
+# stands upright in the y-down image, facing the camera
+OFFICIAL_DISTANCE = 11.38
+OFFICIAL_FOCAL = 4.89
+
+
+def official_labels(body_pose: torch.Tensor, betas: torch.Tensor, yaw: torch.Tensor,
+                    distance: float = OFFICIAL_DISTANCE, focal: float = OFFICIAL_FOCAL
+                    ) -> torch.Tensor:
+    """Labels [B, 107] in the official convention; the view changes by turning the body.
+
+    Args: body_pose [B, 69], betas [B, 10], yaw [B] radians about the body's vertical axis
+    (0 = facing the camera).
+    """
+    batch = body_pose.shape[0]
+    c2w = torch.eye(4).repeat(batch, 1, 1)
+    c2w[:, 2, 3] = -distance
+    k = torch.tensor([[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]]).repeat(batch, 1, 1)
+    flip = torch.tensor([[1.0, 0, 0], [0, -1.0, 0], [0, 0, -1.0]])  # R_x(pi)
+    c, s = torch.cos(yaw), torch.sin(yaw)
+    zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
+    rot_y = torch.stack([c, zero, s, zero, one, zero, -s, zero, c], -1).reshape(batch, 3, 3)
+    return make_label(c2w, k, matrix_to_axis_angle(flip @ rot_y), body_pose, betas)
+
+
+def matrix_to_axis_angle(rot: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices [B, 3, 3] -> axis-angle [B, 3] (angle in [0, pi])."""
+    cos = ((rot.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
+    angle = torch.acos(cos)
+    skew = torch.stack([rot[:, 2, 1] - rot[:, 1, 2], rot[:, 0, 2] - rot[:, 2, 0],
+                        rot[:, 1, 0] - rot[:, 0, 1]], -1)
+    sin = torch.sin(angle)
+    axis = skew / (2 * sin.clamp(min=1e-6))[:, None]
+    # near pi the skew part vanishes: sym(R) = cos I + (1 - cos) n n^T gives n up to sign
+    near_pi = sin < 1e-3
+    if near_pi.any():
+        r, cp = rot[near_pi], cos[near_pi, None, None]
+        nnt = ((r + r.transpose(1, 2)) / 2 - cp * torch.eye(3)) / (1 - cp).clamp(min=1e-6)
+        col = nnt.gather(2, nnt.diagonal(dim1=-2, dim2=-1).argmax(1)[:, None, None]
+                         .expand(-1, 3, 1))[..., 0]  # the column of the largest |n_i|
+        axis_pi = torch.nn.functional.normalize(col, dim=-1)
+        sign = torch.sign((axis_pi * skew[near_pi]).sum(-1))
+        axis[near_pi] = axis_pi * torch.where(sign == 0, 1.0, sign)[:, None]
+    return torch.nn.functional.normalize(axis, dim=-1) * angle[:, None]
+
+
 def split_label(label: torch.Tensor, resolution: int) -> dict[str, torch.Tensor]:
     """Unpack [B, 107] labels into viewmats [B,4,4], pixel Ks [B,3,3] and SMPL parameters."""
     assert label.ndim == 2 and label.shape[1] == LABEL_DIM, label.shape

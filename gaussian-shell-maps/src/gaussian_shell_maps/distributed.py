@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .runtime import resolve_device
+from .runtime import ConfigError, resolve_device
 
 
 @dataclass
@@ -115,15 +115,31 @@ class Dist:
             torch.distributed.destroy_process_group()
 
 
+BACKENDS = ("nccl", "gloo", "mpi", "ucc")
+
+
+def dist_backend(use_cuda: bool) -> str:
+    """`DIST_BACKEND` from the environment, else nccl on CUDA and gloo on CPU. (NCCL refuses
+    two ranks on one GPU: a one-GPU 2-process check runs with DIST_BACKEND=gloo.)"""
+    name = os.environ.get("DIST_BACKEND", "").strip().lower()
+    if not name:
+        return "nccl" if use_cuda else "gloo"
+    if name not in BACKENDS:
+        raise ConfigError(f"DIST_BACKEND={name!r} is not a torch.distributed backend",
+                          f"use one of {', '.join(BACKENDS)}")
+    return name
+
+
 def init_distributed(device_name: str) -> Dist:
-    """Join torchrun's process group when WORLD_SIZE > 1 (nccl on CUDA, else gloo; each rank on
-    cuda:LOCAL_RANK); otherwise a single process on `device_name`."""
+    """Join torchrun's process group when WORLD_SIZE > 1 (backend from `dist_backend`; each
+    rank on cuda:LOCAL_RANK); otherwise a single process on `device_name`."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(0, 1, resolve_device(device_name))
     use_cuda = torch.cuda.is_available() and device_name != "cpu"
+    backend = dist_backend(use_cuda)
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if use_cuda else "gloo")
+        torch.distributed.init_process_group(backend)
     if use_cuda:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)

@@ -1,14 +1,14 @@
 """Training loop (StyleGAN2/EG3D schedule as in the official code) and evaluation entry point.
 
 One step = G phase (non-saturating loss + face D term + scale/opacity regularisers), D phase
-(logistic loss on real/fake), lazy R1 every `r1_interval` D steps, then the G_ema update.
+(logistic loss on real/fake, face D on head crops), lazy R1 every `r1_interval` D steps (on the
+full images and the face crops), then the G_ema update with the official ramp-up.
 Under torchrun each rank trains on batch_size / world_size images and gradients are averaged
 over ranks after each phase (distributed.py).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -17,43 +17,36 @@ import torch
 from tqdm import trange
 
 from . import losses as L
+from .builders import (  # noqa: F401 (gsm_config re-exported)
+    build_dataset,
+    build_models,
+    check_sources,
+    gsm_config,
+)
 from .config import Config, config_from_dict, config_to_json
-from .data import HumanImageFolder, SyntheticMannequins
 from .distributed import Dist, init_distributed
-from .model import GSMConfig, GSMGenerator, HumanDiscriminator, head_center
+from .model import crop_boxes
+from .render import resolve_backend
 from .runtime import (
+    CheckpointError,
+    ConfigError,
     MetricsLogger,
+    UserError,
     load_checkpoint,
     make_run_dir,
     resolve_device,
-    save_checkpoint,
+    resume_checkpoint,
     seed_everything,
     set_determinism,
 )
-from .template import load_body_template
-
-ARCH = "gaussian-shell-maps"
-
-
-def gsm_config(cfg: Config) -> GSMConfig:
-    names = {f.name for f in dataclasses.fields(GSMConfig)}
-    return GSMConfig(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names})
-
-
-def build_models(cfg: Config, device: torch.device):
-    """G, G_ema, D rebuilt from a Config (the template is reloaded from cfg.smpl_path)."""
-    template = load_body_template(cfg.smpl_path)
-    gen = GSMGenerator(gsm_config(cfg), template).to(device)
-    gen_ema = copy.deepcopy(gen).eval().requires_grad_(False)
-    disc = HumanDiscriminator(cfg.data_resolution, cfg.d_channel_base, cfg.d_channel_max,
-                              cfg.mbstd_group, cfg.face_resolution if cfg.use_face_disc else 0)
-    return template, gen, gen_ema, disc.to(device)
-
-
-def build_dataset(cfg: Config, template):
-    if cfg.data_name == "synthetic":
-        return SyntheticMannequins(template, cfg.data_num_synthetic, cfg.data_resolution, cfg.seed)
-    return HumanImageFolder(cfg.data_root, cfg.data_resolution)
+from .state import (  # noqa: F401 (capture_rng re-exported for tests and tools)
+    ARCH,
+    _check_same_config,
+    _load_state,
+    _save,
+    capture_rng,
+    restore_rng,
+)
 
 
 def make_optimizers(cfg: Config, gen, disc):
@@ -65,6 +58,23 @@ def make_optimizers(cfg: Config, gen, disc):
     return opt_g, opt_d
 
 
+def _d_logits(cfg, disc, img, label, box, sigma, r1: bool = False):
+    """D logits in the official order (`run_D` blurs the image in place, the face crop is then
+    taken from the *blurred* image and blurred again by `run_D_face`). With `r1` the blurred
+    image and the crop are detached leaves for the R1 gradients (the official Dreg inputs).
+    Returns (logits, blurred image, face crop or None)."""
+    blurred = L.blur(img, sigma)
+    if r1:
+        blurred = blurred.detach().requires_grad_(True)
+    crop = None
+    if disc.face is not None:
+        crop = crop_boxes(blurred, box, cfg.face_resolution)
+        if r1:
+            crop = crop.detach().requires_grad_(True)
+    face = None if crop is None else L.blur(crop, sigma)
+    return disc(blurred, label, face_crop=face), blurred, crop
+
+
 def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, label,
                gen_label, sync: Dist | None = None) -> dict[str, float]:
     """One G step, one D step (+ lazy R1), EMA update. real: [B, 3, H, H] in [-1, 1] (this
@@ -73,13 +83,13 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
     res, batch = cfg.data_resolution, real.shape[0]
     sigma = L.blur_sigma(step, cfg.blur_init_sigma, cfg.blur_fade_steps)
     bg = _background(cfg)
+    backend = render_backend(cfg, real.device)
     # --- G phase
     gen.requires_grad_(True)
     disc.requires_grad_(False)
-    backend = render_backend(cfg, real.device)
     out = gen(torch.randn(batch, cfg.z_dim, device=real.device), gen_label, res,
               perturb=cfg.perturb_points, background=bg, update_w_avg=True, backend=backend)
-    logits = disc(L.blur(out["image"], sigma), gen_label, head_center(out["joints2d"]))  # Sec. 3.5
+    logits, _, _ = _d_logits(cfg, disc, out["image"], gen_label, out["head_box"], sigma)
     loss_adv = L.g_nonsaturating(logits["main"])
     loss_face = L.g_nonsaturating(logits["face"]) if "face" in logits else torch.zeros(())
     loss_scale = L.scale_regularizer(out["textures"]["scale"], cfg.ref_scale, gen.uv_mask)
@@ -96,24 +106,25 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
     with torch.no_grad():
         fake = gen(torch.randn(batch, cfg.z_dim, device=real.device), gen_label, res,
                    perturb=cfg.perturb_points, background=bg, backend=backend)
-    fake_logits = disc(L.blur(fake["image"], sigma), gen_label, head_center(fake["joints2d"]))
-    real_head = _real_head(gen, label, res) if disc.face is not None else None
+    fake_logits, _, _ = _d_logits(cfg, disc, fake["image"], gen_label, fake["head_box"], sigma)
     do_r1 = cfg.r1_gamma > 0 and step % cfg.r1_interval == 0
-    real_in = L.blur(real, sigma).detach().requires_grad_(do_r1)
-    real_logits = disc(real_in, label, real_head)
+    real_box = gen.head_box(label, res) if disc.face is not None else None
+    real_logits, real_in, real_crop = _d_logits(cfg, disc, real, label, real_box, sigma, do_r1)
     loss_d = L.d_logistic(real_logits["main"], fake_logits["main"])
     if "face" in real_logits:
         loss_d = loss_d + cfg.face_weight * L.d_logistic(real_logits["face"], fake_logits["face"])
     loss_r1 = torch.zeros(())
-    if do_r1:
+    if do_r1:  # official Dreg: R1 on the (blurred) real images and, weighted, the face crops
         penalty = L.r1_penalty(real_in, real_logits["main"])
+        if "face" in real_logits:
+            penalty = penalty + cfg.face_weight * L.r1_penalty(real_crop, real_logits["face"])
         loss_r1 = penalty * (cfg.r1_gamma / 2) * cfg.r1_interval
     opt_d.zero_grad(set_to_none=True)
     (loss_d + loss_r1).backward()
     sync.reduce_grads(disc, loss_d + loss_r1)
     opt_d.step()
     sync.average_([b for name, b in gen.named_buffers() if name.endswith("w_avg")])
-    _update_ema(gen, gen_ema, cfg, batch * sync.world)
+    update_ema(gen, gen_ema, cfg, batch * sync.world, step * batch * sync.world)
     values = {"loss_g": loss_adv, "loss_face": loss_face, "loss_d": loss_d, "loss_r1": loss_r1,
               "reg_scale": loss_scale, "reg_opacity": loss_opacity,
               "d_real": real_logits["main"].mean(), "d_fake": fake_logits["main"].mean(),
@@ -124,26 +135,25 @@ def train_step(cfg: Config, step: int, gen, gen_ema, disc, opt_g, opt_d, real, l
 
 
 def render_backend(cfg: Config, device: torch.device) -> str:
-    if cfg.render_backend == "auto":
-        return "gsplat" if device.type == "cuda" else "torch"
-    return cfg.render_backend
+    return resolve_backend(cfg.render_backend, device)
 
 
 def _background(cfg: Config) -> float:
     return {"white": 1.0, "gray": 0.5}.get(cfg.background, float(torch.rand(())))
 
 
-def _real_head(gen, label, res):
-    from .cameras import project_points
-
-    with torch.no_grad():
-        posed = gen.pose(label, res)
-        return head_center(project_points(posed["joints"], posed["viewmats"], posed["Ks"]))
+def ema_beta(cfg: Config, batch: int, cur_nimg: int) -> float:
+    """G_ema decay per step (official training loop): half-life ema_half_life_imgs, capped at
+    ema_rampup x images seen so far, so the average starts as a copy of G."""
+    half_life = cfg.ema_half_life_imgs
+    if cfg.ema_rampup > 0:
+        half_life = min(half_life, cur_nimg * cfg.ema_rampup)
+    return 0.5 ** (batch / max(half_life, 1e-8))
 
 
 @torch.no_grad()
-def _update_ema(gen, gen_ema, cfg: Config, batch: int) -> None:
-    beta = 0.5 ** (batch / max(cfg.ema_half_life_imgs, 1e-8))
+def update_ema(gen, gen_ema, cfg: Config, batch: int, cur_nimg: int) -> None:
+    beta = ema_beta(cfg, batch, cur_nimg)
     for p_ema, p in zip(gen_ema.parameters(), gen.parameters()):
         p_ema.copy_(p.lerp(p_ema, beta))
     for b_ema, b in zip(gen_ema.buffers(), gen.buffers()):
@@ -152,15 +162,20 @@ def _update_ema(gen, gen_ema, cfg: Config, batch: int) -> None:
 
 def fit(cfg: Config) -> dict:
     """Train (one process, or every rank under torchrun); returns the last logged metrics."""
+    check_sources(cfg)
     sync = init_distributed(cfg.device)
     if cfg.batch_size % sync.world:
-        raise ValueError(f"batch_size={cfg.batch_size} (the global batch) must be divisible by "
-                         f"the number of torchrun processes ({sync.world})")
+        raise ConfigError(f"batch_size={cfg.batch_size} (the global batch) must be divisible "
+                          f"by the number of torchrun processes ({sync.world})")
     seed_everything(cfg.seed)
     set_determinism(cfg.deterministic)
     device = sync.device
     run_dir = Path(sync.share(str(make_run_dir(cfg.out_dir, cfg.config_name)) if sync.main
                               else None))
+    last = run_dir / "ckpt" / "last.pt"
+    ckpt = resume_checkpoint(last.parent)  # last.pt, else last.prev.pt with a warning
+    if ckpt is not None:  # before config.json is rewritten: a foreign config is refused
+        _check_same_config(ckpt, cfg, last)
     if sync.main:
         (run_dir / "config.json").write_text(config_to_json(cfg))
         print(config_to_json(cfg))
@@ -168,18 +183,18 @@ def fit(cfg: Config) -> dict:
     for module in (gen, gen_ema, disc):
         sync.broadcast_module(module)
     data = build_dataset(cfg, template)  # identical on every rank
-    if sync.rank:  # each rank draws its own latents and barycentric perturbations
+    if sync.rank:  # each rank draws its own latents
         torch.manual_seed(cfg.seed + sync.rank)
     opt_g, opt_d = make_optimizers(cfg, gen, disc)
     start = 0
-    last = run_dir / "ckpt" / "last.pt"
     loader_gen = torch.Generator().manual_seed(cfg.seed)  # same on all ranks: one global batch
-    if last.is_file():  # resume: weights, optimisers and both RNG streams
-        ckpt = load_checkpoint(last)
+    if ckpt is not None:  # resume: weights, optimisers and every RNG stream
         _load_state(ckpt, gen, gen_ema, disc, opt_g, opt_d)
         start = ckpt["step"]
-        _restore_rng(ckpt, sync, cfg.seed + 1000 * start)
+        restore_rng(ckpt, sync, cfg.seed + 1000 * start)
         loader_gen.set_state(ckpt["rng_loader"])
+        if sync.main:
+            print(f"resumed from step {start} ({last.parent})")
     logger = MetricsLogger(run_dir, cfg.wandb, dataclasses.asdict(cfg), project=ARCH) \
         if sync.main else None
     bar = trange(start, cfg.steps, desc="train", disable=cfg.steps - start < 2 or not sync.main)
@@ -190,6 +205,7 @@ def fit(cfg: Config) -> dict:
         real, label, gen_label = _draw_batch(data, cfg.batch_size, loader_gen, per_rank, device)
         metrics = train_step(cfg, step, gen, gen_ema, disc, opt_g, opt_d, real, label, gen_label,
                              sync)
+        metrics.update(memory_metrics(device))
         if logger and (step % cfg.log_every == 0 or step == cfg.steps - 1):
             logger.log(step, progress=bar, **metrics)
         if cfg.eval_every and (step + 1) % cfg.eval_every == 0 and step + 1 < cfg.steps:
@@ -208,6 +224,13 @@ def fit(cfg: Config) -> dict:
     return {"step": max(start, cfg.steps), "run_dir": str(run_dir), **metrics}
 
 
+def memory_metrics(device: torch.device) -> dict[str, float]:
+    """`cuda_max_mem_mib` (peak allocated on the training device) on CUDA; nothing on CPU."""
+    if device.type != "cuda":
+        return {}
+    return {"cuda_max_mem_mib": torch.cuda.max_memory_allocated(device) / 2**20}
+
+
 def _draw_batch(data, batch_size: int, loader_gen, per_rank: slice, device):
     """This rank's slice of one global batch: real images + labels, and the generator's
     conditioning labels c ~ p_data(c). All ranks draw the same indices from `loader_gen`."""
@@ -218,52 +241,13 @@ def _draw_batch(data, batch_size: int, loader_gen, per_rank: slice, device):
     return real, label, gen_label
 
 
-def _restore_rng(ckpt: dict, sync: Dist, fallback_seed: int) -> None:
-    """This rank's CPU RNG state from the checkpoint; if the number of processes changed since
-    it was written, a fresh per-rank seed instead (the run continues, not bit-identically)."""
-    states = ckpt.get("rng_cpu_ranks") or [ckpt["rng_cpu"]]
-    if len(states) == sync.world:
-        torch.set_rng_state(states[sync.rank])
-    else:
-        print(f"resuming a {len(states)}-process run with {sync.world}: latents re-seeded")
-        torch.manual_seed(fallback_seed + sync.rank)
-
-
-def _save(path: Path, cfg, step, gen, gen_ema, disc, opt_g, opt_d, loader_gen, sync: Dist) -> None:
-    """Rank 0 writes the checkpoint (after checking that the replicas agree); all ranks wait."""
-    sync.check_consistent(gen, "G")
-    sync.check_consistent(disc, "D")
-    rng = sync.gather(torch.get_rng_state())
-    if sync.main:
-        extra = {"rng_cpu_ranks": rng} if sync.active else {}
-        save_checkpoint(path, arch=ARCH, step=step, config=dataclasses.asdict(cfg),
-                        model=gen.state_dict(), ema=gen_ema.state_dict(), disc=disc.state_dict(),
-                        optimizer={"g": opt_g.state_dict(), "d": opt_d.state_dict()},
-                        rng_cpu=rng[0], rng_loader=loader_gen.get_state(), world_size=sync.world,
-                        **extra)
-    sync.barrier()
-
-
-def _load_state(ckpt: dict, gen, gen_ema, disc, opt_g=None, opt_d=None) -> None:
-    if ckpt.get("arch") != ARCH:
-        raise ValueError(f"checkpoint architecture {ckpt.get('arch')!r} is not {ARCH!r}")
-    try:
-        gen.load_state_dict(ckpt["model"], strict=True)
-        gen_ema.load_state_dict(ckpt["ema"], strict=True)
-        disc.load_state_dict(ckpt["disc"], strict=True)
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint does not match the configured architecture: {err}") from err
-    if opt_g is not None:
-        opt_g.load_state_dict(ckpt["optimizer"]["g"])
-        opt_d.load_state_dict(ckpt["optimizer"]["d"])
-
-
 def load_run(ckpt_path: str | Path, device: str = "auto"):
-    """(cfg, G_ema, D, dataset-free template) rebuilt from a checkpoint's own config."""
+    """(cfg, G_ema, D, template, step) rebuilt from a checkpoint's own config."""
     ckpt = load_checkpoint(ckpt_path)
-    if ckpt.get("arch") != ARCH or "config" not in ckpt:
-        raise ValueError(f"{ckpt_path} is not a {ARCH} checkpoint (arch={ckpt.get('arch')!r})")
-    cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    try:
+        cfg = config_from_dict(ckpt["config"], where=str(ckpt_path))
+    except UserError as err:
+        raise CheckpointError(f"{ckpt_path}: its config is not valid here", str(err)) from err
     dev = resolve_device(device if device != "auto" else cfg.device)
     template, gen, gen_ema, disc = build_models(cfg, dev)
     _load_state(ckpt, gen, gen_ema, disc)
@@ -271,14 +255,24 @@ def load_run(ckpt_path: str | Path, device: str = "auto"):
 
 
 def evaluate(ckpt_path: str | Path, out_dir: str | Path | None = None,
-             num_images: int | None = None) -> dict:
-    """Full evaluation of a checkpoint: metrics JSON + figures under <run>/eval/."""
+             num_images: int | None = None, keypoint_steps: int | None = None,
+             pose_seq: str | None = None, quick: bool = False) -> dict:
+    """Full evaluation of a checkpoint: metrics JSON + figures under <run>/eval/ (with
+    `pose_seq`, also one identity re-posed by that .npy sequence: novel_pose.png)."""
     from .evaluation import run_evaluation
+    from .tools import load_pose_sequence
 
+    seq = load_pose_sequence(pose_seq) if pose_seq else None  # fail before the slow part
     cfg, gen_ema, _, template, step = load_run(ckpt_path)
+    if keypoint_steps is not None:
+        cfg = dataclasses.replace(cfg, eval_keypoint_steps=keypoint_steps)
     out = Path(out_dir) if out_dir else Path(ckpt_path).resolve().parent.parent / "eval"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the evaluation folder {out} ({type(err).__name__})",
+                        "choose a writable --out_dir") from err
     data = build_dataset(cfg, template)
-    result = {"step": step, **run_evaluation(cfg, gen_ema, data, out, num_images)}
+    result = {"step": step, **run_evaluation(cfg, gen_ema, data, out, num_images, seq, quick)}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

@@ -5,7 +5,7 @@
 - Lazy R1 on real images: (gamma / 2) * ||grad_x D(x)||^2, applied every `interval` D steps and
   scaled by the interval (StyleGAN2 Sec. 3.1 / Appendix B).
 - Scale regulariser: L1 of the pre-activation (log) scale texture above `ref_scale` (official
-  reg_weight 0.1, ref_scale -5, clamp on): keeps Gaussians small.
+  reg_weight 0.1, ref_scale -5, clamp on), summed over x/y/z: keeps Gaussians small.
 - Opacity regulariser: inside the UV mask, the opacities of a texel summed over the shells should
   be 1 (official opacity_reg 1.0): one opaque layer per surface point.
 - Discriminator-input blur fading out over training (official blur_init_sigma 10).
@@ -39,15 +39,18 @@ def r1_penalty(real_img: torch.Tensor, real_logits: torch.Tensor) -> torch.Tenso
 
 def scale_regularizer(log_scale_tex: torch.Tensor, ref_scale: float, uv_mask: torch.Tensor,
                       clamp: bool = True) -> torch.Tensor:
-    """L1 of log-scales above ref_scale inside the UV mask.
+    """L1 of log-scales above ref_scale inside the UV mask, summed over the 3 axes and averaged
+    over the masked texels of every sample and shell (official `loss_clamp_l1`, whose
+    denominator counts texels, not texel-axes).
 
     Args:
-        log_scale_tex: [B, S, 3, R, R] pre-activation scales. uv_mask: [R, R] in {0, 1}.
+        log_scale_tex: [B, S, 3, R, R] pre-activation scales. uv_mask: [R, R] in [0, 1].
     """
     diff = log_scale_tex - ref_scale
     loss_map = diff.clamp(min=0).abs() if clamp else diff.abs()
+    batch, shells = log_scale_tex.shape[:2]
     weight = uv_mask[None, None, None]
-    return (loss_map * weight).sum() / (weight.sum() * loss_map.numel() / uv_mask.numel()).clamp(min=1)
+    return (loss_map * weight).sum() / (uv_mask.sum() * batch * shells).clamp(min=1e-8)
 
 
 def opacity_regularizer(opacity_tex: torch.Tensor, uv_mask: torch.Tensor) -> torch.Tensor:
@@ -58,7 +61,7 @@ def opacity_regularizer(opacity_tex: torch.Tensor, uv_mask: torch.Tensor) -> tor
     """
     total = torch.sigmoid(opacity_tex).sum(dim=(1, 2))  # [B, R, R]
     loss = (total - 1).abs() * uv_mask
-    return loss.sum() / (uv_mask.sum() * total.shape[0]).clamp(min=1)
+    return loss.sum() / (uv_mask.sum() * total.shape[0]).clamp(min=1e-8)
 
 
 def blur_sigma(step: int, init_sigma: float, fade_steps: int) -> float:

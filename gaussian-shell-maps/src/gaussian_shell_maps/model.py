@@ -21,7 +21,7 @@ from . import shells as sh
 from .cameras import LABEL_DIM, project_points, split_label
 from .networks import Discriminator, EqualLinear, MappingNetwork, SynthesisNetwork
 from .render import render_gaussians
-from .template import HEAD_JOINT, BodyTemplate
+from .template import HEAD_JOINT, BodyTemplate, ShellBase, load_shell_base
 
 ATTRIBUTES = {"color": 3, "opacity": 1, "scale": 3, "rotation": 4}
 
@@ -64,12 +64,20 @@ def mip_sigmoid(x: torch.Tensor, eps: float = 0.001) -> torch.Tensor:
 
 
 class GSMGenerator(nn.Module):
-    """z, label -> rendered humans (plus the Gaussians and texture stack for the regularisers)."""
+    """z, label -> rendered humans (plus the Gaussians and texture stack for the regularisers).
 
-    def __init__(self, cfg: GSMConfig, template: BodyTemplate):
+    Args:
+        cfg: sizes. template: the SMPL body model. base: the shell base mesh (default: SMPL's
+        own UV mesh). head_ids: SMPL vertex ids of the head (face crops; default: vertices
+        skinned mostly to the head joint). uv_mask: [R, R] texels inside the UV layout (default:
+        rasterised from the base mesh's UV triangles).
+    """
+
+    def __init__(self, cfg: GSMConfig, template: BodyTemplate, base: ShellBase | None = None,
+                 head_ids: torch.Tensor | None = None, uv_mask: torch.Tensor | None = None):
         super().__init__()
         self.cfg = cfg
-        self.template = template
+        base = base if base is not None else load_shell_base(template)
         self.synthesis = SynthesisNetwork(cfg.w_dim, cfg.tex_resolution, cfg.tex_channels,
                                           cfg.channel_base, cfg.channel_max)
         self.mapping = MappingNetwork(cfg.z_dim, 0, cfg.w_dim, self.synthesis.num_ws,
@@ -81,16 +89,18 @@ class GSMGenerator(nn.Module):
             # official: scaling head starts small with bias -5 (log-scale ~ 0.0067)
             "scale": AttributeDecoder(cfg.tex_channels, s * 3, cfg.decoder_hidden, -5.0, 0.1),
             "rotation": AttributeDecoder(cfg.tex_channels, s * 4, cfg.decoder_hidden)})
-        offsets = sh.shell_offsets(s, cfg.offset_len, 1.25 * cfg.offset_len)
         # template-derived tensors are not saved: SMPL is licensed, it is reloaded from its path
-        self.register_buffer("canonical_shells", sh.build_shells(
-            template.v_template, template.faces, offsets), persistent=False)  # [S, V, 3]
-        sites = sh.sample_sites(template, s, cfg.num_gaussians,
+        # (official SHHQ/DeepFashion: inner offset 1.25 x offset_len when no shrunk mesh is given)
+        self.rig = sh.ShellRig(template, base, s, cfg.offset_len, 1.25 * cfg.offset_len, head_ids)
+        sites = sh.sample_sites(base.verts, base.faces, s, cfg.num_gaussians,
                                 torch.Generator().manual_seed(cfg.seed))
         self.register_buffer("site_shell", sites["shell"])
         self.register_buffer("site_face", sites["face"])
         self.register_buffer("site_bary", sites["bary"])
-        self.register_buffer("uv_mask", uv_coverage_mask(template, cfg.tex_resolution))
+        mask = uv_mask if uv_mask is not None else rasterize_uv_mask(base.vt, base.ft,
+                                                                    cfg.tex_resolution)
+        assert mask.shape == (cfg.tex_resolution,) * 2, mask.shape
+        self.register_buffer("uv_mask", mask.float(), persistent=False)
 
     @property
     def num_gaussians(self) -> int:
@@ -107,7 +117,7 @@ class GSMGenerator(nn.Module):
 
         Returns: color [B, N, 3], opacity [B, N], scale [B, N, 3] (clamped), rotation [B, N, 4].
         """
-        uv = sh.site_uvs(self.template, self.site_face, bary)  # [N, 2]
+        uv = sh.site_uvs(self.rig.vt, self.rig.ft, self.site_face, bary)  # [N, 2]
         b, s = next(iter(textures.values())).shape[:2]
         per_shell = self.num_gaussians // s
         # texture row 0 is v = 1 (images are stored top-down, as the official `.flip(1)`)
@@ -116,8 +126,9 @@ class GSMGenerator(nn.Module):
         out = {}
         for name, tex in textures.items():
             k = tex.shape[2]
+            # official `lookup_texture_map`: bilinear, align_corners=True, zero padding
             vals = F.grid_sample(tex.reshape(b * s, k, *tex.shape[-2:]), grid,
-                                 align_corners=False, padding_mode="border")  # [B*S, k, n, 1]
+                                 align_corners=True, padding_mode="zeros")  # [B*S, k, n, 1]
             out[name] = vals.reshape(b, s, k, per_shell).permute(0, 1, 3, 2).reshape(b, -1, k)
         return {"color": mip_sigmoid(out["color"]),
                 "opacity": torch.sigmoid(out["opacity"][..., 0]),
@@ -125,11 +136,10 @@ class GSMGenerator(nn.Module):
                 "rotation": F.normalize(out["rotation"], dim=-1)}
 
     def pose(self, label: torch.Tensor, resolution: int) -> dict[str, torch.Tensor]:
-        """Posed shells [B, S, V, 3], joints [B, J, 3] and camera from a label [B, 107]."""
+        """Posed shells `shell_verts` [B, S, V, 3], `joints` [B, J, 3], SMPL `head_verts`
+        [B, H, 3] and the camera (viewmats, Ks) from a label [B, 107]."""
         cam = split_label(label, resolution)
-        verts, joints = sh.pose_shells(self.template, self.canonical_shells, cam["betas"],
-                                       cam["body_pose"], cam["global_orient"])
-        return {**cam, "shell_verts": verts, "joints": joints}
+        return {**cam, **self.rig.pose(cam["betas"], cam["body_pose"], cam["global_orient"])}
 
     def forward(self, z: torch.Tensor, label: torch.Tensor, resolution: int,
                 truncation_psi: float = 1.0, perturb: bool = False, background: float = 1.0,
@@ -150,10 +160,12 @@ class GSMGenerator(nn.Module):
         if ws is None:
             ws = self.mapping(z, truncation_psi=truncation_psi, update_w_avg=update_w_avg)
         textures = self.texture_stack(ws, noise=noise)
-        bary = sh.random_barycentrics(self.num_gaussians).to(z.device) if perturb else self.site_bary
+        # perturb: barycentrics redrawn per batch (on the device's generator, CUDA on a GPU)
+        bary = (sh.random_barycentrics(self.num_gaussians, device=z.device) if perturb
+                else self.site_bary)
         attrs = self.lookup(textures, bary)
         posed = self.pose(label, resolution)
-        means = sh.interpolate_sites(posed["shell_verts"], self.template.faces, self.site_shell,
+        means = sh.interpolate_sites(posed["shell_verts"], self.rig.faces, self.site_shell,
                                      self.site_face, bary)  # [B, N, 3]
         gaussians = {"means": means, "quats": attrs["rotation"], "scales": attrs["scale"],
                      "opacities": attrs["opacity"], "colors": attrs["color"]}
@@ -164,27 +176,73 @@ class GSMGenerator(nn.Module):
                 "alpha": out["alpha"].permute(0, 3, 1, 2), "depth": out["depth"].permute(0, 3, 1, 2),
                 "textures": textures, "gaussians": gaussians, "ws": ws,
                 "num_degenerate_scales": out["num_degenerate_scales"],
-                "joints2d": project_points(posed["joints"], posed["viewmats"], posed["Ks"])}
+                "joints2d": project_points(posed["joints"], posed["viewmats"], posed["Ks"]),
+                "head_box": head_boxes(project_points(posed["head_verts"], posed["viewmats"],
+                                                      posed["Ks"]), resolution, resolution)}
 
-    def to(self, *args, **kwargs):
-        device = torch._C._nn._parse_to(*args, **kwargs)[0]
-        if device is not None:  # the template is a plain dataclass: move it alongside
-            self.template = BodyTemplate(**{k: v.to(device) for k, v in vars(self.template).items()})
-        return super().to(*args, **kwargs)
+    @torch.no_grad()
+    def head_box(self, label: torch.Tensor, resolution: int) -> torch.Tensor:
+        """Face-crop boxes [B, 4] of the conditioning SMPL bodies (for the real images)."""
+        posed = self.pose(label, resolution)
+        return head_boxes(project_points(posed["head_verts"], posed["viewmats"], posed["Ks"]),
+                          resolution, resolution)
 
 
-def uv_coverage_mask(template: BodyTemplate, resolution: int, samples: int = 24) -> torch.Tensor:
-    """[R, R] mask of texels covered by the UV layout (the official `mask_uv.png`)."""
-    gen = torch.Generator().manual_seed(0)
-    bary = sh.random_barycentrics(template.ft.shape[0] * samples, gen)
-    face = torch.arange(template.ft.shape[0]).repeat_interleave(samples)
-    uv = sh.site_uvs(template, face, bary)
-    corners = template.vt  # also mark the UV vertices themselves
-    uv = torch.cat([uv, corners])
-    col = (uv[:, 0] * resolution).long().clamp(0, resolution - 1)
-    row = ((1 - uv[:, 1]) * resolution).long().clamp(0, resolution - 1)
-    mask = torch.zeros(resolution, resolution)
-    mask[row, col] = 1.0
+def rasterize_uv_mask(vt: torch.Tensor, ft: torch.Tensor, resolution: int) -> torch.Tensor:
+    """[R, R] mask of the texels that any UV triangle overlaps (exact, conservative coverage:
+    a separating-axis test of each texel square against each triangle in its bounding box), the
+    role of the official `mask_uv.png`. Row 0 is v = 1 (images top-down).
+
+    Args: vt [T, 2] in [0, 1], ft [F, 3].
+    """
+    res = resolution
+    tri = vt[ft].double().cpu() * res  # [F, 3, 2] in texel units
+    tri[..., 1] = res - tri[..., 1]  # y down
+    lo = tri.min(1).values.floor().long().clamp(0, res - 1)
+    hi = tri.max(1).values.ceil().long().clamp(1, res)  # exclusive
+    wx, wy = (hi[:, 0] - lo[:, 0]).clamp(min=1), (hi[:, 1] - lo[:, 1]).clamp(min=1)
+    counts = wx * wy
+    tid = torch.repeat_interleave(torch.arange(len(tri)), counts)  # [Q]
+    local = torch.arange(len(tid)) - (torch.cumsum(counts, 0) - counts)[tid]
+    col, row = lo[tid, 0] + local % wx[tid], lo[tid, 1] + local // wx[tid]
+    centre = torch.stack([col, row], -1).double() + 0.5  # [Q, 2]
+    pts = tri[tid]  # [Q, 3, 2]
+    eps = 1e-9  # touching at an edge or corner is not overlap
+    inside = torch.ones(len(tid), dtype=torch.bool)
+    for axis in (0, 1):  # the square's own axes (triangle bbox vs texel)
+        inside &= (pts[..., axis].min(1).values < centre[:, axis] + 0.5 - eps)
+        inside &= (pts[..., axis].max(1).values > centre[:, axis] - 0.5 + eps)
+    for k in range(3):  # the triangle's edge normals
+        edge = pts[:, (k + 1) % 3] - pts[:, k]
+        normal = torch.stack([-edge[:, 1], edge[:, 0]], -1)  # [Q, 2]
+        proj = torch.einsum("qkd,qd->qk", pts, normal)  # triangle's projection
+        c = (centre * normal).sum(-1)
+        half = 0.5 * normal.abs().sum(-1)
+        inside &= (proj.min(1).values < c + half - eps) & (proj.max(1).values > c - half + eps)
+    mask = torch.zeros(res * res)
+    mask[(row * res + col)[inside]] = 1.0
+    return mask.reshape(res, res)
+
+
+def load_uv_mask(path, resolution: int) -> torch.Tensor:
+    """The official `mask_uv.png` as a [R, R] float mask in [0, 1], area-resampled to the
+    texture resolution (the official loss resamples it with an antialiasing filter)."""
+    import numpy as np
+    from PIL import Image
+
+    from .runtime import DataError, MissingPathError
+
+    try:
+        img = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
+    except FileNotFoundError as err:
+        raise MissingPathError(f"UV mask not found: {path}", "uv_mask names a PNG such as "
+                               "the official assets/smpl/mask_uv.png") from err
+    except Exception as err:  # PIL raises many types for a broken file
+        raise DataError(f"UV mask {path} is not a readable image ({type(err).__name__})") from err
+    mask = torch.from_numpy(img)[None, None]
+    if mask.shape[-1] != mask.shape[-2]:
+        raise DataError(f"UV mask {path} is {mask.shape[-1]}x{mask.shape[-2]}, not square")
+    mask = F.interpolate(mask, size=resolution, mode="area")[0, 0]
     return mask
 
 
@@ -200,23 +258,41 @@ class HumanDiscriminator(nn.Module):
         self.face_resolution = face_resolution
 
     def forward(self, img: torch.Tensor, label: torch.Tensor,
-                head2d: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                face_box: torch.Tensor | None = None, face_crop: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
+        """img [B, 3, H, W], label [B, 107]; face crops from `face_box` [B, 4] (x1 y1 x2 y2
+        pixels) or given directly as `face_crop` [B, 3, r, r]. Returns logits main (and face)."""
         out = {"main": self.main(img, label)}
         if self.face is not None:
-            out["face"] = self.face(crop_around(img, head2d, self.face_resolution))
+            if face_crop is None:
+                face_crop = crop_boxes(img, face_box, self.face_resolution)
+            out["face"] = self.face(face_crop)
         return out
 
 
-def crop_around(img: torch.Tensor, center_px: torch.Tensor, size: int,
-                fraction: float = 0.25) -> torch.Tensor:
-    """Square crops [B, C, size, size] of side fraction*H centred at pixel coords [B, 2]."""
-    b, _, h, w = img.shape
-    theta = torch.zeros(b, 2, 3, device=img.device, dtype=img.dtype)
-    theta[:, 0, 0] = theta[:, 1, 1] = fraction
-    theta[:, 0, 2] = center_px[:, 0] / w * 2 - 1
-    theta[:, 1, 2] = center_px[:, 1] / h * 2 - 1
-    grid = F.affine_grid(theta, (b, img.shape[1], size, size), align_corners=False)
-    return F.grid_sample(img, grid, align_corners=False, padding_mode="border")
+def head_boxes(head2d: torch.Tensor, width: int, height: int, expand: float = 0.5
+               ) -> torch.Tensor:
+    """Square face-crop boxes [B, 4] (x1, y1, x2, y2 integer pixels) around projected head
+    vertices [B, H, 2] (official `get_part_bbox`): the bounding box squared on its longer side,
+    grown by `expand` x side on every side, clamped to the image, truncated to integers."""
+    lo, hi = head2d.min(1).values, head2d.max(1).values  # [B, 2]
+    centre, half = (lo + hi) / 2, (hi - lo).amax(-1, keepdim=True) / 2
+    lo, hi = centre - half, centre + half
+    side = hi - lo
+    lo, hi = lo - expand * side, hi + expand * side
+    size = torch.tensor([width, height], dtype=head2d.dtype, device=head2d.device)
+    lo = torch.minimum(lo.clamp(min=0), size)
+    hi = torch.minimum(hi.clamp(min=0), size)
+    return torch.cat([lo, hi], -1).detach().long().to(head2d.dtype)  # [B, 4]
+
+
+def crop_boxes(img: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """roi_align crops [B, C, size, size] of img [B, C, H, W] at boxes [B, 4] (official
+    `crop_parts`: torchvision roi_align, spatial scale 1, adaptive sampling, aligned=False)."""
+    from torchvision.ops import roi_align
+
+    idx = torch.arange(len(img), device=img.device, dtype=img.dtype)[:, None]
+    return roi_align(img, torch.cat([idx, boxes.to(img.dtype)], 1), (size, size))
 
 
 def head_center(joints2d: torch.Tensor) -> torch.Tensor:

@@ -185,6 +185,13 @@ def _reference_rasterize(proj: dict[str, torch.Tensor], colors: torch.Tensor,
     return out[..., :channels], out[..., channels:]
 
 
+def resolve_backend(name: str, device: torch.device) -> Backend:
+    """`auto` -> gsplat's CUDA rasteriser on a CUDA device, the pure-PyTorch one elsewhere."""
+    if name == "auto":
+        return "gsplat" if torch.device(device).type == "cuda" else "torch"
+    return name  # type: ignore[return-value]
+
+
 def render_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Tensor,
                      opacities: torch.Tensor, colors: torch.Tensor, viewmats: torch.Tensor,
                      Ks: torch.Tensor, width: int, height: int,
@@ -206,6 +213,8 @@ def render_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Ten
     if num_bad:
         scales = torch.nan_to_num(scales, nan=MIN_SCALE).clamp(min=MIN_SCALE)
     if backend == "gsplat":
+        if not means.is_cuda:
+            raise RuntimeError("backend='gsplat' needs CUDA tensors; use backend='torch' on CPU")
         out = _render_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width,
                              height, background)
         return {**out, "num_degenerate_scales": num_bad}
@@ -219,19 +228,21 @@ def render_gaussians(means: torch.Tensor, quats: torch.Tensor, scales: torch.Ten
 
 def _render_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                    background):
+    """gsplat 1.5.3 `rasterization`, one scene per camera, render_mode "RGB+D".
+
+    gsplat appends the depth channel's zero background itself in "RGB+D" mode, so the
+    background passed is the colour one only ([1, C]); passing [1, C + 1] trips its shape
+    assertion (found by reading gsplat 1.5.3 `rendering.py`)."""
     try:
         from gsplat import rasterization
     except ImportError as err:  # pragma: no cover - gsplat is a dependency
         raise ImportError("backend='gsplat' needs `pip install gsplat==1.5.3`") from err
-    if not means.is_cuda:
-        raise RuntimeError("backend='gsplat' needs CUDA tensors; use backend='torch' on CPU")
     images, alphas, depths = [], [], []
     for b in range(means.shape[0]):  # one scene per camera
         out, alpha, _ = rasterization(
             means[b], quats[b], scales[b], opacities[b], colors[b], viewmats[b:b + 1],
             Ks[b:b + 1], width, height, render_mode="RGB+D", packed=False,
-            backgrounds=None if background is None else torch.cat(
-                [background[b:b + 1], background[b:b + 1, :1] * 0], -1))
+            backgrounds=None if background is None else background[b:b + 1])
         images.append(out[0, ..., :-1])
         depths.append(out[0, ..., -1:])
         alphas.append(alpha[0])
