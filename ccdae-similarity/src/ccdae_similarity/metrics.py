@@ -22,6 +22,8 @@ def rankdata(x: np.ndarray) -> np.ndarray:
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 2:  # undefined (e.g. eval_max_pairs = 1): NaN without numpy's warnings
+        return float("nan")
     xc, yc = x - x.mean(), y - y.mean()
     den = np.sqrt((xc**2).sum() * (yc**2).sum())
     return float((xc * yc).sum() / den) if den > 0 else float("nan")
@@ -51,6 +53,8 @@ def kendall(x: np.ndarray, y: np.ndarray) -> float:
 def two_afc(sim_near: np.ndarray, sim_far: np.ndarray) -> float:
     """Fraction of triplets where the truly closer sample scores more similar (ties = 1/2)."""
     a, b = np.asarray(sim_near, np.float64), np.asarray(sim_far, np.float64)
+    if a.size == 0:
+        return float("nan")
     return float(np.mean((a > b) + 0.5 * (a == b)))
 
 
