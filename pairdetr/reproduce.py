@@ -64,6 +64,13 @@ def _finding(diffs: list[float], column: str) -> str:
     return "pairs better" if (mean < 0) == lower_better else "two-stage better"
 
 
+def fresh_run(run: Path) -> None:
+    """Remove an older comparison's checkpoints and metrics log from `run`: a fresh run, not a
+    resume of it (and metrics.jsonl, which the logger appends to, holds this run's records only)."""
+    for old in [*(run / "ckpt").glob("last*.pt"), run / "metrics.jsonl"]:
+        old.unlink(missing_ok=True)
+
+
 def table(results: dict, seeds: list[int]) -> str:
     """Markdown tables (one per protocol): mean ± std per method, paired difference, finding."""
     lines = []
@@ -99,8 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
     for seed in seeds:
         for method in METHODS:
             run = out / f"seed{seed}" / method
-            for old in (run / "ckpt").glob("last*.pt"):
-                old.unlink()  # a fresh comparison, not a resume of an older one
+            fresh_run(run)
             t0 = time.time()
             final = fit(dataclasses.replace(base, method=method, seed=seed, out_dir=str(run)))
             scores = {k[4:]: v for k, v in final.items() if k.startswith("val_")}
