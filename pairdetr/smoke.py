@@ -46,6 +46,14 @@ def train_args(device: str, batch: int, run: Path) -> list[str]:
             "--batch_size", str(batch), "--out_dir", str(run)]
 
 
+def fresh_run(run: Path) -> None:
+    """A fresh run folder, not the resume of an earlier smoke: its checkpoints and its
+    metrics.jsonl (appended to, and read back for cuda_max_mem_mib) are removed."""
+    (run / "ckpt").mkdir(parents=True, exist_ok=True)
+    for old in [*(run / "ckpt").glob("last*.pt"), run / "metrics.jsonl"]:
+        old.unlink(missing_ok=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -57,9 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     run = out / "run"
     out.mkdir(parents=True, exist_ok=True)
-    (run / "ckpt").mkdir(parents=True, exist_ok=True)
-    for old in (run / "ckpt").glob("last*.pt"):
-        old.unlink()  # a fresh run, not the resume of an earlier smoke
+    fresh_run(run)
     import torch
 
     device = "cuda" if args.device == "cuda" or (args.device == "auto"
