@@ -612,7 +612,7 @@ class PairDataset(torch.utils.data.Dataset):
                           f"decoded {width}x{height}; using the decoded size", stacklevel=2)
         record.to_pixels(width, height)
         target, n_clipped = record_targets(record, width, height, self.min_face_area)
-        image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).float() / 255
+        image = torch.from_numpy(np.array(array, copy=True)).permute(2, 0, 1).float() / 255
         new_h, new_w = resize_shape(height, width, short, self.max_size)
         image = F.interpolate(image[None], size=(new_h, new_w), mode="bilinear",
                               align_corners=False)[0]  # [3, h, w]
