@@ -39,7 +39,7 @@ def test_train_resume_eval_on_cuda(tiny_argv, tmp_path):
     assert train and all(r["cuda_max_mem_mib"] > 0 for r in train)
     report = _script("eval").main(["--ckpt", str(tmp_path / "part" / "ckpt" / "last.pt"),
                                    "--device", "cuda"])
-    assert report["psnr"] > 5 and 0.9 < report["init_T_mean"] <= 1.0
+    assert report["psnr"] > 5 and 0.5 - 1e-3 <= report["init_T_mean"] < 0.99
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -35,9 +35,11 @@ def test_plugin_builds_models_with_recipe(monkeypatch):
     assert alpha_nerfacto.config.method_name == "alpha-nerfacto"
     box = SceneBox(aabb=torch.tensor([[-1.0, -1.0, -1.0], [1.0, 1.0, 1.0]]))
     model = alpha_nerfacto.config.pipeline.model.setup(scene_box=box, num_train_data=2)
-    expected = math.exp(init_log_density(0.99, 2 * math.sqrt(3)))
+    from alpha_invariance.render import DEFAULT_TARGET_TRANSMITTANCE as T0
+
+    expected = math.exp(init_log_density(T0, 2 * math.sqrt(3)))
     assert model.config.average_init_density == pytest.approx(expected)
     assert model.field.average_init_density == pytest.approx(expected)
     vanilla = alpha_vanilla_nerf.config.pipeline.model.setup(scene_box=box, num_train_data=2)
     act = vanilla.field_coarse.field_output_density.activation
-    assert float(act.offset) == pytest.approx(init_log_density(0.99, 2 * math.sqrt(3)))
+    assert float(act.offset) == pytest.approx(init_log_density(T0, 2 * math.sqrt(3)))

@@ -22,7 +22,7 @@ import torch
 pytest.importorskip("nerfstudio")
 
 from alpha_invariance.data import write_nerfstudio_capture
-from alpha_invariance.render import init_log_density
+from alpha_invariance.render import DEFAULT_TARGET_TRANSMITTANCE, init_log_density
 
 NS_TRAIN = Path(sys.executable).with_name("ns-train")
 COMMON = ["--max-num-iterations", "3", "--steps-per-save", "2", "--machine.device-type", "cpu",
@@ -64,7 +64,7 @@ def test_ns_train_alpha_vanilla_nerf(tmp_path):
     assert ckpt["step"] == 2
     assert "warning: LPIPS uses a randomly initialised alexnet" in output
     # nerfstudio's dataparser puts the scene in the box [-1, 1]^3: L = its diagonal
-    expected = init_log_density(0.99, 2 * math.sqrt(3))
+    expected = init_log_density(DEFAULT_TARGET_TRANSMITTANCE, 2 * math.sqrt(3))
     offsets = {k: float(v) for k, v in ckpt["pipeline"].items()
                if k.endswith("field_output_density.activation.offset")}
     assert len(offsets) == 2 and all(v == pytest.approx(expected) for v in offsets.values())

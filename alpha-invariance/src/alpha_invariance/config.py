@@ -42,7 +42,7 @@ class Config:
     # --- model
     model_family: Family = "vanilla_nerf"
     recipe: bool = True  # the paper's recipe: log-space density + high-transmittance init (Sec. 4)
-    recipe_target_transmittance: float = 0.99  # T of a whole ray at init (Sec. 4.2)
+    recipe_target_transmittance: float = 0.99  # T of a whole ray at init (Sec. 4.2; README)
     model_num_samples: int = 64  # stratified samples per ray in [near, far]
     model_width: int = 64  # MLP width (vanilla NeRF, heads of the grid models)
     model_depth: int = 4  # MLP depth (vanilla NeRF)

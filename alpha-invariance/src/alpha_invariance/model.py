@@ -25,7 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .render import DensityActivation, composite, init_log_density, stratified_samples
+from .render import (
+    DEFAULT_TARGET_TRANSMITTANCE,
+    DensityActivation,
+    composite,
+    init_log_density,
+    stratified_samples,
+)
 
 SH_C0 = 0.28209479177387814
 SH_C1 = 0.4886025119029199
@@ -245,7 +251,7 @@ class ModelSpec:
     hash_log2_size: int = 15
     hash_max_res: int = 256
     raw_noise_std: float = 0.0
-    target_transmittance: float = 0.99
+    target_transmittance: float = DEFAULT_TARGET_TRANSMITTANCE
     white_bkgd: bool = True
 
 

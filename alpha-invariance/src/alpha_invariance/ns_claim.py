@@ -17,24 +17,28 @@ import torch
 
 from .data import SceneData
 from .metrics import psnr
+from .render import DEFAULT_TARGET_TRANSMITTANCE
 
 STOCK_INIT_DENSITY = 0.01  # nerfstudio 1.1.5 `nerfacto` method preset: average_init_density
 
 
 def small_nerfacto_args(levels: int = 8, log2_size: int = 15, max_res: int = 256,
-                        width: int = 32) -> dict:
+                        width: int = 32, samples: int = 32) -> dict:
     """NerfactoModelConfig overrides for a CPU claim check (nerfstudio defaults in brackets):
-    hash levels 8 [16], 2^15 entries [2^19], max res 256 [2048], MLP width 32 [64],
-    proposal samples (64, 32) [(256, 96)], field samples 32 [48], proposal grids 2^12 [2^17]."""
+    hash levels 8 [16], 2^15 entries [2^19], max res 256 [2048], MLP width 32 [64], field
+    samples 32 [48], proposal samples (2x, 1x) the field samples [(256, 96)], proposal grids
+    2^12 [2^17]. reproduce.py passes the claim preset's sizes (model_hash_*, model_width,
+    model_num_samples), the same as our own Nerfacto family gets."""
     prop = {"hidden_dim": 16, "log2_hashmap_size": 12, "num_levels": 5, "use_linear": False}
     return {"num_levels": levels, "log2_hashmap_size": log2_size, "max_res": max_res,
             "hidden_dim": width, "hidden_dim_color": width,
-            "num_proposal_samples_per_ray": (64, 32), "num_nerf_samples_per_ray": 32,
+            "num_proposal_samples_per_ray": (2 * samples, samples),
+            "num_nerf_samples_per_ray": samples,
             "proposal_net_args_list": [{**prop, "max_res": 64}, {**prop, "max_res": 128}]}
 
 
 def build_nerfacto(data: SceneData, recipe: bool, num_train: int, device: torch.device,
-                   target_transmittance: float = 0.99, **overrides):
+                   target_transmittance: float = DEFAULT_TARGET_TRANSMITTANCE, **overrides):
     """Stock NerfactoModel (recipe=False) or the plugin's AlphaNerfactoModel at the data's scale."""
     from nerfstudio.cameras.camera_optimizers import CameraOptimizerConfig
     from nerfstudio.data.scene_box import SceneBox
@@ -115,12 +119,14 @@ def evaluate_nerfacto(model, data: SceneData, num_views: int, chunk: int = 4096)
 
 def run_nerfstudio_nerfacto(data: SceneData, recipe: bool, steps: int, batch_rays: int,
                             seed: int, num_views: int, num_train: int, lr: float = 1e-2,
-                            target_transmittance: float = 0.99, device: str = "cpu") -> dict:
+                            target_transmittance: float = DEFAULT_TARGET_TRANSMITTANCE,
+                            device: str = "cpu", model_args: dict | None = None) -> dict:
     """One claim-check cell: build, measure init transmittance, train, evaluate."""
     torch.manual_seed(seed)
     t0 = time.time()
     model = build_nerfacto(data, recipe, num_train, torch.device(device),
-                           target_transmittance=target_transmittance, **small_nerfacto_args())
+                           target_transmittance=target_transmittance,
+                           **(small_nerfacto_args() if model_args is None else model_args))
     with torch.no_grad():
         model.eval()
         idx = torch.randint(0, data.rays_o.shape[0], (256,), generator=torch.Generator()

@@ -59,7 +59,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
     raise ImportError("the nerfstudio plugin needs `pip install -e '.[nerfstudio]'` "
                       "(nerfstudio==1.1.5)") from err
 
-from .render import init_log_density
+from .render import DEFAULT_TARGET_TRANSMITTANCE, init_log_density
 
 LPIPSWeights = Literal["auto", "pretrained", "random"]
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"  # torchvision's AlexNet_Weights.IMAGENET1K_V1
@@ -128,7 +128,7 @@ class AlphaNerfactoModelConfig(NerfactoModelConfig):
     """Nerfacto with the high-transmittance init of Sec. 4.2."""
 
     _target: type = field(default_factory=lambda: AlphaNerfactoModel)
-    target_transmittance: float = 0.99
+    target_transmittance: float = DEFAULT_TARGET_TRANSMITTANCE
     ray_length: float = 0.0  # 0 = diagonal of the scene box
     lpips_weights: LPIPSWeights = "auto"  # AlexNet for the LPIPS metric (see module docstring)
 
@@ -149,7 +149,7 @@ class AlphaVanillaModelConfig(VanillaModelConfig):
     """Vanilla NeRF with the log-space density head and the init offset (Sec. 4)."""
 
     _target: type = field(default_factory=lambda: AlphaVanillaNeRFModel)
-    target_transmittance: float = 0.99
+    target_transmittance: float = DEFAULT_TARGET_TRANSMITTANCE
     ray_length: float = 0.0  # 0 = diagonal of the scene box
     lpips_weights: LPIPSWeights = "auto"  # AlexNet for the LPIPS metric (see module docstring)
 
