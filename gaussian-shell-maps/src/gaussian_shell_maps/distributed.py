@@ -132,7 +132,8 @@ def dist_backend(use_cuda: bool) -> str:
 
 def init_distributed(device_name: str) -> Dist:
     """Join torchrun's process group when WORLD_SIZE > 1 (backend from `dist_backend`; each
-    rank on cuda:LOCAL_RANK); otherwise a single process on `device_name`."""
+    rank on cuda:LOCAL_RANK, modulo the GPU count so that DIST_BACKEND=gloo can run several ranks
+    on one GPU); otherwise a single process on `device_name`."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(0, 1, resolve_device(device_name))
@@ -141,7 +142,7 @@ def init_distributed(device_name: str) -> Dist:
     if not torch.distributed.is_initialized():
         torch.distributed.init_process_group(backend)
     if use_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count()
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:
