@@ -2,7 +2,7 @@
 layout: full method vs no texture decomposition vs no pose refinement vs a spherical cornea,
 over seeds (mean +/- std). Writes <out>/results.{md,json} and <out>/reproduce.png.
 
-    python reproduce.py [--steps 150] [--seeds 3] [--out runs/reproduce]
+    python reproduce.py [--steps 100] [--seeds 3] [--out runs/reproduce]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--out", default="runs/reproduce")
     args = parser.parse_args(argv)
