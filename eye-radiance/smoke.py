@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
         records = [json.loads(x) for x in (out / "run/metrics.jsonl").read_text().splitlines()]
         mems = [r["cuda_max_mem_mib"] for r in records if "cuda_max_mem_mib" in r]
         result["cuda_max_mem_mib"] = max(mems) if mems else None
-        result["device"] = json.loads((out / "run/config.json").read_text())["device"]
+        result["device"] = args.device if args.device != "auto" else ("cuda" if mems else "cpu")
         result["ok"] = True
     except Exception as err:  # noqa: BLE001 - recorded in smoke.json, then exit 1
         result["error"] = str(err)[-2000:]

@@ -2,6 +2,7 @@
 checkpoint reading, last.pt / last.prev.pt rotation and the resume fallback."""
 
 import os
+import runpy
 import subprocess
 import sys
 
@@ -64,21 +65,36 @@ def test_probe_user_errors_are_one_line_exit_2(capsys, tmp_path, trained):
 
 
 def test_probe_as_a_real_subprocess(tmp_path):
+    """One real interpreter: the exit status and stderr of `python eval.py --ckpt notes.txt`."""
     notes = tmp_path / "notes.txt"
     notes.write_text("hello")
-    for argv in (["train.py", "--config", TINY, "--no_such_key", "1"],
-                 ["eval.py", "--ckpt", str(notes)]):
-        done = subprocess.run([sys.executable, *argv], cwd=ROOT, capture_output=True, text=True,
-                              env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=300)
-        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
-        assert done.returncode == 2 and lines[-1].startswith("error: "), done.stderr[-2000:]
-        assert len([ln for ln in lines if not ln.startswith(("warn", " "))
-                    and "Warning" not in ln]) == 1, lines
-        assert "weights_only" not in done.stderr and "Traceback" not in done.stderr
-    done = subprocess.run([sys.executable, "eval.py", "--ckpt", str(notes), "--debug"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "eval.py", "--ckpt", str(notes)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
-    assert done.returncode != 0 and "Traceback" in done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert done.returncode == 2 and lines[-1].startswith("error: not a readable checkpoint of "
+                                                         "eye-radiance: "), done.stderr[-2000:]
+    assert len([ln for ln in lines if not ln.startswith(("warn", " "))
+                and "Warning" not in ln]) == 1, lines
+    assert "weights_only" not in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("script", ["train.py", "eval.py"])
+def test_scripts_run_as_main_go_through_cli(script, tmp_path, monkeypatch, capsys):
+    """Each script's `__main__` block (run as a script, in this process: no second torch import)
+    turns a user error into one line and exit 2, and lets it through with --debug."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    argv = (["--config", TINY, "--no_such_key", "1"] if script == "train.py"
+            else ["--ckpt", str(notes)])
+    monkeypatch.setattr(sys, "argv", [script, *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert exit_info.value.code == 2 and len(err) == 1 and err[0].startswith("error: "), err
+    monkeypatch.setattr(sys, "argv", [script, *argv, "--debug"])
+    with pytest.raises(UserError):
+        runpy.run_path(os.path.join(ROOT, script), run_name="__main__")
 
 
 def test_checkpoint_rotation_and_fallback(tmp_path, capsys):
