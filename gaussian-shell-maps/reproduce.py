@@ -92,8 +92,14 @@ def main(argv: list[str] | None = None) -> dict:
     OUT.mkdir(parents=True, exist_ok=True)
     start, load_start = time.perf_counter(), os.getloadavg()
     timing = render_timing()
-    runs = [fid_curve(OUT / f"gan_seed{s}", "configs/tiny.toml", s, args.steps, args.eval_every)
-            for s in args.seeds]
+    (OUT / "results.partial.json").unlink(missing_ok=True)
+    runs = []
+    for seed in args.seeds:
+        runs.append(fid_curve(OUT / f"gan_seed{seed}", "configs/tiny.toml", seed, args.steps,
+                              args.eval_every))
+        # kept if a later seed is cut short
+        (OUT / "results.partial.json").write_text(json.dumps(
+            {"render_timing": timing, "gan_runs": runs, "steps": args.steps}, indent=2))
     figures(timing, runs)
     result = {"render_timing": timing, "gan_runs": runs, "wall_s": time.perf_counter() - start,
               "steps": args.steps, "seeds": args.seeds, "torch_threads": _threads(),
