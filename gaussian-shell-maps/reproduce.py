@@ -8,7 +8,9 @@ B. G_ema over 600 steps of configs/tiny.toml, 3 seeds: FID/KID (random-conv stan
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -49,6 +51,8 @@ def figures(timing: list[dict], runs: list[dict]) -> None:
 
 
 def _ms(values: list[float]) -> str:
+    if len(values) < 2:  # one seed (a trimmed run): no spread to report
+        return f"{values[0]:.4g}"
     return f"{statistics.mean(values):.4g} +/- {statistics.stdev(values):.2g}"
 
 
@@ -77,18 +81,43 @@ def table(timing: list[dict], runs: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> dict:
+def main(argv: list[str] | None = None) -> dict:
+    global STEPS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=STEPS, help="GAN steps per seed (trim)")
+    parser.add_argument("--eval_every", type=int, default=EVAL_EVERY)
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    args = parser.parse_args(argv)
+    STEPS = args.steps  # the table's "step N" column
     OUT.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
+    start, load_start = time.perf_counter(), os.getloadavg()
     timing = render_timing()
-    runs = [fid_curve(OUT / f"gan_seed{s}", "configs/tiny.toml", s, STEPS, EVAL_EVERY) for s in SEEDS]
+    (OUT / "results.partial.json").unlink(missing_ok=True)
+    runs = []
+    for seed in args.seeds:
+        runs.append(fid_curve(OUT / f"gan_seed{seed}", "configs/tiny.toml", seed, args.steps,
+                              args.eval_every))
+        # kept if a later seed is cut short
+        (OUT / "results.partial.json").write_text(json.dumps(
+            {"render_timing": timing, "gan_runs": runs, "steps": args.steps}, indent=2))
     figures(timing, runs)
-    result = {"render_timing": timing, "gan_runs": runs, "wall_s": time.perf_counter() - start}
-    (OUT / "results.md").write_text(table(timing, runs) + f"\nwall {result['wall_s']:.0f} s\n")
+    result = {"render_timing": timing, "gan_runs": runs, "wall_s": time.perf_counter() - start,
+              "steps": args.steps, "seeds": args.seeds, "torch_threads": _threads(),
+              "loadavg_start": load_start, "loadavg_end": os.getloadavg()}
+    footer = (f"\nwall {result['wall_s']:.0f} s, {result['torch_threads']} torch thread(s), load "
+              f"average (1/5/15 min) {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f} "
+              f"at start, {result['loadavg_end'][0]:.2f}/{result['loadavg_end'][1]:.2f}/"
+              f"{result['loadavg_end'][2]:.2f} at end\n")
+    (OUT / "results.md").write_text(table(timing, runs) + footer)
     (OUT / "results.json").write_text(json.dumps(result, indent=2))
-    print(table(timing, runs))
-    print(f"wall {result['wall_s']:.0f} s")
+    print(table(timing, runs) + footer)
     return result
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
 
 
 if __name__ == "__main__":
