@@ -141,3 +141,5 @@ def test_swad_mode_follows_the_official_script_of_the_student():
         True, "official_fix", "official", True)
     assert (paper.teacher_input_norm, paper.prompt_templates) == ("imagenet",
                                                                   ("a photo of a {}",))
+    # official split: trial seed 0 in every script, 20 % "out" (DomainBed holdout_fraction)
+    assert (paper.trial_seed, paper.holdout_fraction) == (0, 0.2)
