@@ -25,10 +25,12 @@ def _torchrun(out, *extra: str, script: str = "train.py") -> subprocess.Complete
 
 def test_two_processes_train_resume_and_log_once(tmp_path):
     out = tmp_path / "run"
-    # RL: one batch = 5 decision steps; then resume to 10 (both fits in one torchrun launch)
-    proc = _torchrun(out, "--method", "rl", script="tests/ddp_worker.py")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "resuming from" in proc.stdout and "at step 5" in proc.stdout
+    # RL: one batch = 5 decision steps; then resume to 10. Two launches: a second fit in the
+    # same torchrun processes (re-initialising the process group) hung in gloo on this machine.
+    for steps in ("5", "10"):
+        proc = _torchrun(out, "--method", "rl", "--steps", steps)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "resuming from" in proc.stdout + proc.stderr and "at step 5" in proc.stdout + proc.stderr
     ckpt = load_checkpoint(out / "ckpt" / "last.pt")
     assert ckpt["step"] == 10 and len(ckpt["rng_ranks"]) == 2
     assert not torch.equal(*[r["cpu"] for r in ckpt["rng_ranks"]])  # own latents per rank

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -22,12 +23,15 @@ def test_overfit_fixed_batch():
     assert losses[-1] < 0.55 * losses[0], (losses[0], losses[-1])
 
 
-@pytest.mark.parametrize("method", ["rl", "free_bits"])
-def test_fit_writes_run_folder(tmp_path, method):
+@pytest.mark.parametrize("method, arch", [("rl", "released"), ("free_bits", "released"),
+                                          ("rl", "intended")])
+def test_fit_writes_run_folder(tmp_path, method, arch):
     out = tmp_path / method
     res = fit(parse_config(["--config", TINY, *SMALL, "--method", method, "--steps", "5",
-                            "--free_nats", "2", "--free_nats_steps", "4", "--out_dir", str(out)]))
+                            "--arch_skips", arch, "--free_nats", "2", "--free_nats_steps", "4",
+                            "--out_dir", str(out)]))
     assert (out / "config.json").is_file() and (out / "ckpt" / "last.pt").is_file()
+    assert json.loads((out / "config.json").read_text())["arch_skips"] == arch
     records = read_metrics(out)
     assert [r["step"] for r in records if r["split"] == "train"] == [0, 1, 2, 3, 4]
     assert math.isfinite(res["val_elbo"]) and res["steps"] == 5
