@@ -139,7 +139,36 @@ class Pass:
     priors: list[Gaussian]  # p(z_l | z_{>l}) as met on this pass, per level
 
 
-class HierarchicalVAE(nn.Module):
+class LadderPasses(nn.Module):
+    """The passes both networks share (`HierarchicalVAE`, `released.ReleasedHVAE`): a subclass
+    sets `self.arch` and provides `infer(x)` and `generate(z_in, batch, use_mode=False)`."""
+
+    arch: HVAEArch
+
+    @property
+    def n_levels(self) -> int:
+        return self.arch.n_levels
+
+    def forward(self, x: torch.Tensor, n_prior_levels: int = 0) -> Pass:
+        """Full pass; the lowest `n_prior_levels` levels are decoded from the prior (skip path).
+
+        Args:
+            x: [B, C, H, W] in [0, 1].
+            n_prior_levels: 0 = ordinary reconstruction; n = skip-generative path that explains x
+                from z_{n+1..L} only (Sec. 4.2 of the paper, `decode_from_p` in the code).
+        """
+        posteriors, samples = self.infer(x)
+        z_in = [None if lvl < n_prior_levels else z for lvl, z in enumerate(samples)]
+        logits, used, priors = self.generate(z_in, x.shape[0])
+        return Pass(logits, used, posteriors, priors)
+
+    @torch.no_grad()
+    def sample(self, n: int, use_mode: bool = False) -> torch.Tensor:
+        """Ancestral samples from the prior -> likelihood parameters [n, C_out, H, W]."""
+        return self.generate([None] * self.n_levels, n, use_mode=use_mode)[0]
+
+
+class HierarchicalVAE(LadderPasses):
     """L-level ladder-free hierarchical VAE (official "VAE" model type)."""
 
     def __init__(self, arch: HVAEArch) -> None:
@@ -163,10 +192,6 @@ class HierarchicalVAE(nn.Module):
         self.top_shape = (c, size, size)
         out_c = arch.in_channels * (1 if arch.likelihood == "bernoulli" else 2)
         self.head = weight_norm(nn.Conv2d(c, out_c, 3, padding=1))
-
-    @property
-    def n_levels(self) -> int:
-        return self.arch.n_levels
 
     def data_init(self, x: torch.Tensor) -> None:
         """No data-dependent initialisation in this network (see `ReleasedHVAE.data_init`)."""
@@ -221,20 +246,3 @@ class HierarchicalVAE(nn.Module):
             d = self.p_stages[level](self.p_layers[level].project(z) + d)  # d_{l-1}, Dp_l(g_l)
         return self.head(d), used, priors
 
-    def forward(self, x: torch.Tensor, n_prior_levels: int = 0) -> Pass:
-        """Full pass; the lowest `n_prior_levels` levels are decoded from the prior (skip path).
-
-        Args:
-            x: [B, C, H, W] in [0, 1].
-            n_prior_levels: 0 = ordinary reconstruction; n = skip-generative path that explains x
-                from z_{n+1..L} only (Sec. 4.2 of the paper, `decode_from_p` in the code).
-        """
-        posteriors, samples = self.infer(x)
-        z_in = [None if lvl < n_prior_levels else z for lvl, z in enumerate(samples)]
-        logits, used, priors = self.generate(z_in, x.shape[0])
-        return Pass(logits, used, posteriors, priors)
-
-    @torch.no_grad()
-    def sample(self, n: int, use_mode: bool = False) -> torch.Tensor:
-        """Ancestral samples from the prior -> likelihood parameters [n, C_out, H, W]."""
-        return self.generate([None] * self.n_levels, n, use_mode=use_mode)[0]

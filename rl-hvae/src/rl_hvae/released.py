@@ -34,7 +34,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
 from .distributions import Gaussian
-from .model import HVAEArch, Pass
+from .model import HVAEArch, LadderPasses
 
 Shape = tuple[int, int, int]  # (C, H, W) without the batch
 _MIN_SCALE = 1e-6  # sigma clamp of hvae-oodd's Gaussian layers
@@ -228,7 +228,7 @@ class ToFeatureMap(nn.Module):
         return z if self.net is None else self.net(z).view(-1, *self.out_shape)  # [B, C, H, W]
 
 
-class ReleasedHVAE(nn.Module):
+class ReleasedHVAE(LadderPasses):
     """The released L-level hierarchical VAE; same interface as `model.HierarchicalVAE`."""
 
     def __init__(self, arch: HVAEArch) -> None:
@@ -258,10 +258,6 @@ class ReleasedHVAE(nn.Module):
         self.top_dim = latents[-1]
         out_c = arch.in_channels * (1 if arch.likelihood == "bernoulli" else 2)
         self.head_act, self.head = nn.ReLU(), WNConv(p_stages[0].out_shape, out_c, 3)
-
-    @property
-    def n_levels(self) -> int:
-        return self.arch.n_levels
 
     @torch.no_grad()
     def data_init(self, x: torch.Tensor) -> None:
@@ -311,17 +307,6 @@ class ReleasedHVAE(nn.Module):
             d, skips = self.p_stages[level](self.p_proj[level](z), skips)
         return self.head(self.head_act(d)), used, priors
 
-    def forward(self, x: torch.Tensor, n_prior_levels: int = 0) -> Pass:
-        """Full pass; the lowest `n_prior_levels` levels are decoded from the prior (skip path)."""
-        posteriors, samples = self.infer(x)
-        z_in = [None if lvl < n_prior_levels else z for lvl, z in enumerate(samples)]
-        logits, used, priors = self.generate(z_in, x.shape[0])
-        return Pass(logits, used, posteriors, priors)
-
-    @torch.no_grad()
-    def sample(self, n: int, use_mode: bool = False) -> torch.Tensor:
-        """Ancestral samples from the prior -> likelihood parameters [n, C_out, H, W]."""
-        return self.generate([None] * self.n_levels, n, use_mode=use_mode)[0]
 
 
 _WN_NAMES = {"weight_g": "parametrizations.weight.original0",
