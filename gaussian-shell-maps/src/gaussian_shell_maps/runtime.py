@@ -105,7 +105,7 @@ def make_run_dir(out_dir: str, config_name: str) -> Path:
     path = Path(out_dir) if out_dir else Path("runs") / config_name / time.strftime("%Y%m%d-%H%M%S")
     try:
         (path / "ckpt").mkdir(parents=True, exist_ok=True)
-        probe = path / ".write_test"
+        probe = path / f".write_test-{os.getpid()}"  # per process: DDP ranks share the folder
         probe.write_text("")
         probe.unlink()
     except OSError as err:
