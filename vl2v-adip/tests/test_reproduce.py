@@ -25,6 +25,17 @@ def test_windowed_align_curve_by_hand():
         50: 2.0, 100: 6.0, 150: 2.0}
 
 
+def test_default_rows_are_the_base_teacher_comparison():
+    rep = _reproduce()
+    claim = rep.select_rows("claim")  # the default: must fit the 15-minute budget
+    assert list(claim) == ["teacher zero-shot", "student ERM", "naive KD",
+                           "VL2V-ADiP (Align 100)", "VL2V-ADiP (Align 800)",
+                           "VL2V-SD (white-box)"]
+    assert {kind for kind, _ in claim.values()} == {"base"}
+    assert list(rep.select_rows("all")) == list(rep.ROWS) and len(rep.ROWS) == 10
+    assert list(rep.select_rows("naive KD;student ERM")) == ["naive KD", "student ERM"]
+
+
 def test_claim_check_rows_seeds_and_summary(tmp_path):
     rep = _reproduce()
     rows = ["teacher zero-shot", "naive KD", "VL2V-ADiP (Align 100)"]
