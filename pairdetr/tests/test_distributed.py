@@ -86,3 +86,22 @@ def test_checkpoint_has_no_cuda_state_on_cpu(tiny_cfg, tmp_path):
     assert ckpt["cuda_rng"] is None and "torch_rng" in ckpt
     records = runtime.read_metrics(tmp_path)
     assert not any("cuda_max_mem_mib" in r for r in records)
+
+
+def _probe_many(folder: str, n: int) -> None:
+    for _ in range(n):
+        runtime.make_run_dir(folder, "x")
+
+
+def test_ranks_creating_one_run_folder_at_once_do_not_collide(tmp_path):
+    # CI failure: with one fixed probe name, rank 1 deleted rank 0's write probe between its
+    # write and its unlink (FileNotFoundError, reported as an unwritable run folder)
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    procs = [ctx.Process(target=_probe_many, args=(str(tmp_path / "run"), 300)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert sorted(f.name for f in (tmp_path / "run").iterdir()) == ["ckpt"]  # no probe left
