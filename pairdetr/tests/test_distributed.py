@@ -105,3 +105,49 @@ def test_ranks_creating_one_run_folder_at_once_do_not_collide(tmp_path):
         p.join(timeout=120)
     assert [p.exitcode for p in procs] == [0, 0]
     assert sorted(f.name for f in (tmp_path / "run").iterdir()) == ["ckpt"]  # no probe left
+
+
+def _run_dir_worker(rank: int, init_file: str, cwd: str, out_dir: str, result: str) -> None:
+    os.chdir(cwd)
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                                         world_size=2)
+    # ranks that reach the folder in different seconds: each sees its own clock
+    runtime.time.strftime = lambda fmt: f"clock-of-rank{rank}"
+    cfg = config_from_dict({"config_name": "tiny", "out_dir": out_dir})
+    try:
+        text = str(engine._shared_run_dir(cfg, rank, 2))
+    except runtime.UserError as err:
+        text = f"UserError: {err}"
+    with open(os.path.join(result, f"rank{rank}.txt"), "w") as f:
+        f.write(text)
+
+
+def _two_ranks(target, *args) -> list:
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    procs = [ctx.Process(target=target, args=(r, *args)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    return [p.exitcode for p in procs]
+
+
+def test_ranks_share_rank0s_timestamped_run_folder(tmp_path):
+    assert _two_ranks(_run_dir_worker, str(tmp_path / "init"), str(tmp_path), "",
+                      str(tmp_path)) == [0, 0]
+    seen = {(tmp_path / f"rank{r}.txt").read_text() for r in range(2)}
+    assert seen == {"runs/tiny/clock-of-rank0"}
+    assert [p.name for p in (tmp_path / "runs" / "tiny").iterdir()] == ["clock-of-rank0"]
+
+
+def test_an_unwritable_run_folder_is_one_error_on_every_rank(tmp_path):
+    (tmp_path / "a_file").write_text("")
+    assert _two_ranks(_run_dir_worker, str(tmp_path / "init"), str(tmp_path),
+                      str(tmp_path / "a_file" / "run"), str(tmp_path)) == [0, 0]
+    for r in range(2):  # neither rank waits for a folder name that never comes
+        assert (tmp_path / f"rank{r}.txt").read_text().startswith(
+            "UserError: cannot write the run folder")

@@ -165,12 +165,30 @@ def _resume(run_dir: Path, cfg: Config, model, optimizer) -> int:
     return int(ckpt["step"])
 
 
+def _shared_run_dir(cfg: Config, rank: int, world: int) -> Path:
+    """The run folder, created by rank 0 and named to the other ranks: the default folder is
+    timestamped, so ranks that got there in different seconds would otherwise use two folders.
+    A folder rank 0 cannot create is the same one-line error on every rank (none waits)."""
+    if world == 1:
+        return runtime.make_run_dir(cfg.out_dir, cfg.config_name)
+    box: list = [None]
+    if rank == 0:
+        try:
+            box = [str(runtime.make_run_dir(cfg.out_dir, cfg.config_name))]
+        except runtime.UserError as err:
+            box = [("error", err.what, err.where)]
+    torch.distributed.broadcast_object_list(box, src=0)
+    if isinstance(box[0], tuple):
+        raise runtime.UserError(box[0][1], box[0][2])
+    return Path(box[0])
+
+
 def fit(cfg: Config) -> dict:
     """Train (resuming from <out_dir>/ckpt/last.pt or last.prev.pt); returns the final metrics."""
     runtime.seed_everything(cfg.seed)
     runtime.set_determinism(cfg.deterministic)
     rank, world, device = runtime.init_distributed(cfg.device)
-    run_dir = runtime.make_run_dir(cfg.out_dir, cfg.config_name)
+    run_dir = _shared_run_dir(cfg, rank, world)
     if rank == 0:
         (run_dir / "config.json").write_text(config_to_json(cfg))
         print(config_to_json(cfg))
