@@ -30,27 +30,32 @@ def _same(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or a == b
 
 
-def test_two_gloo_ranks_evaluate_like_one_process(tiny_cfg, tmp_path):
-    cfg = dataclasses.replace(tiny_cfg, steps=2, eval_every=1, data_num_val=5, save_every=1,
-                              batch_size=1, out_dir=str(tmp_path / "run"))
-    # fork (Linux) reuses this process's imports: a spawned rank would re-import torch and
-    # transformers (tens of seconds on a loaded 2-core machine); import the lazy parts first
-    runtime.set_determinism(cfg.deterministic)
-    engine.build_model(cfg)
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    procs = [ctx.Process(target=_worker, args=(r, 2, str(tmp_path / "init"),
-                                               dataclasses.asdict(cfg), str(tmp_path)))
-             for r in range(2)]
+def _two_ranks(target, *args, timeout: float = 120) -> list:
+    """Exit codes of target(rank, *args) run in two processes, "hung" for one still running
+    after `timeout` s (then terminated). fork (Linux) reuses this process's imports: a spawned
+    rank would re-import torch and transformers (tens of seconds on a loaded 2-core machine)."""
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
+                                      else "spawn")
+    procs = [ctx.Process(target=target, args=(r, *args)) for r in range(2)]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(timeout=600)
-    alive = [p for p in procs if p.is_alive()]
-    for p in alive:
-        p.terminate()
-    assert not alive, "a rank hung"
-    assert [p.exitcode for p in procs] == [0, 0]
+        p.join(timeout=timeout)
+    codes = ["hung" if p.is_alive() else p.exitcode for p in procs]
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    return codes
+
+
+def test_two_gloo_ranks_evaluate_like_one_process(tiny_cfg, tmp_path):
+    cfg = dataclasses.replace(tiny_cfg, steps=2, eval_every=1, data_num_val=5, save_every=1,
+                              batch_size=1, out_dir=str(tmp_path / "run"))
+    # import the lazy parts here, so that the forked ranks start with them (see _two_ranks)
+    runtime.set_determinism(cfg.deterministic)
+    engine.build_model(cfg)
+    assert _two_ranks(_worker, 2, str(tmp_path / "init"), dataclasses.asdict(cfg), str(tmp_path),
+                      timeout=600) == [0, 0]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     assert ranks[0] == ranks[1]  # every rank pooled the same gathered summaries
     val = [json.loads(line) for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
@@ -88,7 +93,7 @@ def test_checkpoint_has_no_cuda_state_on_cpu(tiny_cfg, tmp_path):
     assert not any("cuda_max_mem_mib" in r for r in records)
 
 
-def _probe_many(folder: str, n: int) -> None:
+def _probe_many(rank: int, folder: str, n: int) -> None:
     for _ in range(n):
         runtime.make_run_dir(folder, "x")
 
@@ -96,14 +101,7 @@ def _probe_many(folder: str, n: int) -> None:
 def test_ranks_creating_one_run_folder_at_once_do_not_collide(tmp_path):
     # CI failure: with one fixed probe name, rank 1 deleted rank 0's write probe between its
     # write and its unlink (FileNotFoundError, reported as an unwritable run folder)
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                      else "spawn")
-    procs = [ctx.Process(target=_probe_many, args=(str(tmp_path / "run"), 300)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    assert [p.exitcode for p in procs] == [0, 0]
+    assert _two_ranks(_probe_many, str(tmp_path / "run"), 300) == [0, 0]
     assert sorted(f.name for f in (tmp_path / "run").iterdir()) == ["ckpt"]  # no probe left
 
 
@@ -120,20 +118,6 @@ def _run_dir_worker(rank: int, init_file: str, cwd: str, out_dir: str, result: s
         text = f"UserError: {err}"
     with open(os.path.join(result, f"rank{rank}.txt"), "w") as f:
         f.write(text)
-
-
-def _two_ranks(target, *args) -> list:
-    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods()
-                                      else "spawn")
-    procs = [ctx.Process(target=target, args=(r, *args)) for r in range(2)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(timeout=120)
-    for p in procs:
-        if p.is_alive():
-            p.terminate()
-    return [p.exitcode for p in procs]
 
 
 def test_ranks_share_rank0s_timestamped_run_folder(tmp_path):
