@@ -5,7 +5,7 @@ steps, evaluates both (and the untrained network) on rotated test patches (kNN, 
 rotation consistency) and at WSI level with FPS vs exhaustive tiling; repeats for each seed and
 reports mean +/- std. Claim-check settings on top of configs/tiny.toml (CLAIM below): batch 16
 and 250 steps so that three seeds of two trained rows fit 15 minutes on 2 cores (measured
-2026-11-30: 1154 s of CPU with --workers 1, so ~10 min with the default 2 workers), and a sharper,
+2026-11-30 with the default 2 workers: 11 min 12 s on an idle machine), and a sharper,
 slower teacher (tau_t 0.01, EMA 0.996) with which the DINO loss stays well below its start for
 most of the run here (with the tiny preset's 0.02 / 0.98 it collapsed back within ~60 steps).
 Writes runs/reproduce/results.{md,json} and runs/reproduce/rotation.png.
